@@ -1,0 +1,90 @@
+"""The LightningModule: the network plus the loss, the metrics and the optimizer.
+
+It holds no layers of its own. ``net`` is a plain ``nn.Module`` from ``model.py`` (or any other), and
+the hand-written loop trains that same object without this wrapper.
+"""
+
+import lightning as L
+import torch
+from torch import nn
+
+from .recipe import Metrics, SchedulerName, build_optimizer, loss_fn
+
+STAGES = ("train", "val", "test")
+
+
+class Classifier(L.LightningModule):
+    """Trains ``net`` to classify images with cross-entropy.
+
+    Args:
+        net: the network; its class and arguments come from the config (``model.net``).
+        num_classes: the number of classes, linked from the DataModule by the CLI.
+        lr: AdamW's learning rate.
+        weight_decay: AdamW's decoupled weight decay.
+        scheduler: the per-epoch LR schedule: ``cosine``, ``step`` or ``none``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int = 10,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        scheduler: SchedulerName = "cosine",
+    ) -> None:
+        super().__init__()
+        # The network's weights travel in the state dict; under the CLI its class and arguments
+        # are saved too, so load_from_checkpoint can rebuild it.
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        # "train" cannot be a ModuleDict key (it is nn.Module.train), hence one attribute per stage.
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", Metrics(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        return self(x).softmax(dim=-1)  # (B, num_classes) class probabilities
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer, scheduler = build_optimizer(
+            self.net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, self.trainer.max_epochs
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # Metrics are updated every step and logged once per epoch: no self.log and no host sync per step.
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch  # x: (B, C, H, W), y: (B,)
+        logits = self(x)  # (B, num_classes)
+        loss = loss_fn(logits, y)
+        getattr(self, f"{stage}_metrics").update(loss, logits, y)
+        return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        metrics = getattr(self, f"{stage}_metrics")
+        values = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
+        self.log_dict(values, prog_bar=stage != "train")
+        metrics.reset()

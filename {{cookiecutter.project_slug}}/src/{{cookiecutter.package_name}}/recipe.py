@@ -1,0 +1,58 @@
+"""What both training paths must build identically: the loss, the optimizer, the scheduler, the metrics.
+
+The LightningModule and the hand-written loop both call these functions, so each definition exists
+once. Change the optimizer here and both paths change together.
+"""
+
+from typing import Iterable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+SchedulerName = Literal["cosine", "step", "none"]
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the batch. logits: (B, num_classes), targets: (B,)."""
+    return F.cross_entropy(logits, targets)
+
+
+def build_optimizer(
+    params: Iterable[nn.Parameter], lr: float, weight_decay: float, scheduler: SchedulerName, epochs: int
+) -> tuple[torch.optim.Optimizer, LRScheduler | None]:
+    """AdamW, and an LR scheduler stepped once per epoch (or None)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if scheduler == "cosine":
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if scheduler == "step":
+        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    return optimizer, None
+
+
+class Metrics(nn.Module):
+    """Running mean loss and accuracy of one stage (train, val or test).
+
+    Updated every step, computed and reset once per epoch. Neither update waits on the device:
+    the NaN check and the argument validation, which would, are turned off.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.loss = MeanMetric(nan_strategy="disable")
+        self.acc = MulticlassAccuracy(num_classes, validate_args=False)
+
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        # Weighting by the batch size makes the epoch loss the mean over samples, last batch included.
+        self.loss.update(loss.detach(), weight=targets.shape[0])
+        self.acc.update(logits.detach(), targets)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss.compute(), "acc": self.acc.compute()}
+
+    def reset(self) -> None:
+        self.loss.reset()
+        self.acc.reset()

@@ -1,0 +1,60 @@
+"""Where a run writes: a fresh directory per run, and the logger both paths share."""
+
+import netrc
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+LoggerName = Literal["wandb", "csv", "none"]
+
+
+def new_run_dir(root: str | Path, path: str) -> Path:
+    """Create ``root/<date>_<time>-<path>``, adding ``-1``, ``-2``... so an earlier run is never overwritten."""
+    stem = f"{datetime.now():%Y%m%d_%H%M%S}-{path}"
+    for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
+        run_dir = Path(root) / f"{stem}{suffix}"
+        try:
+            run_dir.mkdir(parents=True)  # atomic: two runs can never claim the same directory
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run directory for {stem} under {root}")
+
+
+def build_logger(
+    name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None
+) -> Logger | None:
+    """The experiment logger of one run. ``path`` is "lightning" or "manual"; wandb shows it as the job type."""
+    if name == "none":
+        return None
+    if name == "csv":
+        return CSVLogger(save_dir=run_dir, name="", version="")  # run_dir/metrics.csv
+    offline = wandb_should_go_offline()
+    if offline:
+        print(f"wandb: no API key found, logging offline to {run_dir}/wandb; "
+              f"upload later with: wandb sync {run_dir}/wandb/offline-run-*")
+    return WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir),
+                       offline=offline, job_type=path, group=group)
+
+
+def wandb_should_go_offline() -> bool:
+    """True when nobody chose a wandb mode and no API key is at hand, so wandb would prompt or hang."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        auth = netrc.netrc().authenticators("api.wandb.ai")
+    except (FileNotFoundError, netrc.NetrcParseError):
+        auth = None
+    return auth is None
+
+
+def close_logger(logger: Logger | None) -> None:
+    """Flush the logger and, for wandb, finish the run so a second run in this process starts clean."""
+    if logger is None:
+        return
+    logger.finalize("success")
+    if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        logger.experiment.finish()

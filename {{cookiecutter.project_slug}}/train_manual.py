@@ -1,0 +1,22 @@
+"""Train the same network on the same data with the hand-written loop in src/.../loop.py.
+
+It takes the same options and the same config file as train.py:
+
+    python train_manual.py --model.lr 0.003 --trainer.max_epochs 5
+
+Of the trainer options it reads max_epochs; the others belong to Lightning's Trainer.
+"""
+
+from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.paths import run_manual
+
+
+def main(args: list[str] | None = None) -> dict:
+    results = run_manual(ProjectCLI(path="manual", args=args))
+    print(f"test accuracy: {results['test']['acc']:.4f}")
+    print(f"outputs: {results['run_dir']}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
