@@ -41,7 +41,7 @@ class ProjectCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--logger", type=LoggerName, default="wandb", help="Experiment logger.")
+        parser.add_argument("--logger", type=LoggerName, default={{ cookiecutter.logger | tojson }}, help="Experiment logger.")
         parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
         parser.add_argument("--ckpt_path", type=str | None, default=None, help="Checkpoint to resume from.")
         # The data decides the class count and the channels; the network and the metrics follow.
@@ -60,9 +60,10 @@ class ProjectCLI(LightningCLI):
             # best.ckpt by validation accuracy, and last.ckpt to resume from
             ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="best",
                             monitor="val/acc", mode="max", save_last=True),
-            # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
-            TQDMProgressBar(refresh_rate=20),
         ]
+        if self.config.trainer.enable_progress_bar is not False:
+            # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
+            callbacks.append(TQDMProgressBar(refresh_rate=20))
         return super().instantiate_trainer(
             default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, **kwargs
         )

@@ -47,13 +47,21 @@ class TimedLoader:
 
 
 class HistoryLogger(Logger):
-    """Keeps in memory what a path logs, merged into one row per epoch."""
+    """Keeps in memory what a path logs, merged into one row per epoch.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: dict[int, dict[str, float]] = defaultdict(dict)
+    ``save_dir`` is the run's directory: the Trainer takes its log_dir from its first logger.
+    """
 
     name, version = "history", 0
+
+    def __init__(self, save_dir: Path) -> None:
+        super().__init__()
+        self._save_dir = str(save_dir)
+        self.rows: dict[int, dict[str, float]] = defaultdict(dict)
+
+    @property
+    def save_dir(self) -> str:
+        return self._save_dir
 
     @property
     def experiment(self) -> None:
@@ -77,7 +85,7 @@ def run_path(path: str, args: list[str]) -> dict:
     loader = {}
     make_loader = cli.datamodule.train_dataloader
     cli.datamodule.train_dataloader = lambda: loader.setdefault("timed", TimedLoader(make_loader()))
-    history = HistoryLogger()
+    history = HistoryLogger(cli.run_dir)
     results = PATHS[path](cli, test=False, extra_loggers=(history,))
     first_batch = loader["timed"].stamps[0][0]
     return {

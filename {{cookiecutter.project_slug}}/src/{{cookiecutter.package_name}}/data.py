@@ -68,7 +68,7 @@ class DataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 64,
+        batch_size: int = 32,
         num_workers: int = 0,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,

@@ -25,9 +25,10 @@ def train_one_epoch(
     device: torch.device,
     metrics: Metrics,
     epoch: int,
+    progress_bar: bool = True,
 ) -> dict[str, float]:
     net.train()  # dropout on
-    for x, y in tqdm(loader, desc=f"epoch {epoch}", leave=False):
+    for x, y in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar):
         x, y = x.to(device), y.to(device)  # 1. move the batch to the device
         optimizer.zero_grad()  # 2. clear the gradients of the last step
         logits = net(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
@@ -59,6 +60,7 @@ def fit(
     num_classes: int,
     loggers: list[Logger],
     ckpt_dir: Path,
+    progress_bar: bool = True,
 ) -> list[dict[str, float]]:
     """Train for ``epochs`` epochs, validating after each; return the per-epoch metrics."""
     net.to(device)
@@ -67,7 +69,7 @@ def fit(
     for epoch in range(epochs):
         # Seeds this epoch's shuffle with seed + epoch: the order Lightning's Trainer sees too.
         train_loader.sampler.set_epoch(epoch)
-        train = train_one_epoch(net, train_loader, optimizer, device, train_metrics, epoch)
+        train = train_one_epoch(net, train_loader, optimizer, device, train_metrics, epoch, progress_bar)
         val = evaluate(net, val_loader, device, val_metrics)
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"

@@ -28,7 +28,7 @@ class Classifier(L.LightningModule):
         self,
         net: nn.Module,
         num_classes: int = 10,
-        lr: float = 1e-3,
+        lr: float = 2e-3,
         weight_decay: float = 1e-4,
         scheduler: SchedulerName = "cosine",
     ) -> None:
