@@ -17,14 +17,14 @@ SLUG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def problem() -> str | None:
+    if not SLUG_PATTERN.match(SLUG):
+        return f"project_slug {SLUG!r} is not a safe directory name: use letters, digits, '.', '_' and '-', starting with a letter or digit"
     if not PACKAGE.isidentifier() or not PACKAGE.isascii():
         return f"package_name {PACKAGE!r} is not a Python identifier: use letters, digits and _, not starting with a digit"
     if keyword.iskeyword(PACKAGE):
         return f"package_name {PACKAGE!r} is a Python keyword"
     if PACKAGE in DEPENDENCIES or PACKAGE in sys.stdlib_module_names:
         return f"package_name {PACKAGE!r} would shadow the module of the same name: pick another"
-    if not SLUG_PATTERN.match(SLUG):
-        return f"project_slug {SLUG!r} is not a valid directory name: use letters, digits, '.', '_' and '-'"
     return None
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_lists_every_option():
-    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # as pytest's pythonpath does, for a fresh process
+    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout
     for flag in ("--config", "--model.lr", "--trainer.max_epochs", "--data.batch_size", "--logger", "--run_root"):
         assert flag in out
 

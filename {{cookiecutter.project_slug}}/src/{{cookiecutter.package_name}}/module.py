@@ -64,7 +64,8 @@ class Classifier(L.LightningModule):
         )
         if scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        lr_scheduler = {"scheduler": scheduler, "interval": "epoch"}  # stepped after each epoch's validation
+        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
     # Metrics are updated every step and logged once per epoch: no self.log and no host sync per step.
     def on_train_epoch_end(self) -> None:

@@ -1,0 +1,40 @@
+# Two commands do all the setup on a fresh machine:
+#   make demo   virtualenv + install, bake the default project, train it, compare the two paths
+#   make test   virtualenv + install, run the template's tests (which bake and test the projects)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEMO   := build/demo
+# The baked project's own pyproject.toml is the one list of runtime dependencies; this bake reads it.
+DEPS   := build/deps
+
+.PHONY: demo test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# This machine serves these two builds from its own disk; elsewhere pick the build for your CUDA.
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PIP) install --quiet cookiecutter pytest
+	rm -rf $(DEPS) && $(PY) -m cookiecutter --no-input --output-dir $(DEPS) . > /dev/null
+	$(PIP) install --quiet $(DEPS)/digits-classifier[dev]
+	$(PIP) uninstall --quiet --yes digits-classifier  # keep the deps, drop the scratch package
+	touch $@
+
+demo: install
+	rm -rf $(DEMO)
+	$(PY) -m cookiecutter --no-input --output-dir $(DEMO) .
+	$(PIP) install --quiet --no-deps -e $(DEMO)/digits-classifier
+	cd $(DEMO)/digits-classifier && ../../../$(PY) train.py
+	cd $(DEMO)/digits-classifier && ../../../$(PY) compare.py --json compare.json
+	@echo "The baked project: $(DEMO)/digits-classifier (loss curves: compare.png, figures: compare.json)"
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf build $(VENV)
