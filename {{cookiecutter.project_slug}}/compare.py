@@ -3,6 +3,7 @@
     python compare.py                          # the defaults; prints the table, writes compare.png
     python compare.py --json figures.json      # also the figures as JSON, for CI
     python compare.py --check                  # exit 1 unless the final weights are bit-identical
+    python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
     python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
 """
 
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--plot", default="compare.png", help="the loss curves' PNG ('' for none)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the weights are identical")
+    parser.add_argument("--repeats", type=int, default=1, help="run the pair this often for steadier timings")
     own, rest = parser.parse_known_args(argv)
-    figures = compare(rest)
+    figures = compare(rest, own.repeats)
     figures["import_s"] = IMPORT_S
     print(format_report(figures))
     print(f"imports (torch, lightning, the project): {IMPORT_S:.2f} s")

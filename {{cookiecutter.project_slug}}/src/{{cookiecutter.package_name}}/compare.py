@@ -107,11 +107,20 @@ def max_abs_weight_diff(a: nn.Module, b: nn.Module) -> tuple[float, bool]:
     return diff, identical
 
 
-def compare(args: list[str]) -> dict:
-    """Train both paths on ``args`` (the same options train.py takes) and return the side-by-side figures."""
-    runs = {path: run_path(path, args) for path in PATHS}
+def compare(args: list[str], repeats: int = 1) -> dict:
+    """Train both paths on ``args`` (the same options train.py takes) and return the side-by-side figures.
+
+    With ``repeats`` > 1 the pair runs again, in alternating order, and the step times of all runs are
+    pooled: on a shared machine one run can land in a slow spell, whichever path it is.
+    """
+    pooled: dict[str, list[dict]] = {path: [] for path in PATHS}
+    for repeat in range(repeats):
+        for path in list(PATHS)[:: 1 if repeat % 2 == 0 else -1]:
+            pooled[path].append(run_path(path, args))
+    runs = {path: results[0] for path, results in pooled.items()}
     diff, identical = max_abs_weight_diff(runs["lightning"]["net"], runs["manual"]["net"])
-    ms = {path: 1000 * statistics.median(run["step_times"]) for path, run in runs.items()}
+    ms = {path: 1000 * statistics.median([t for run in results for t in run["step_times"]])
+          for path, results in pooled.items()}
     keys = ("train/loss", "val/loss", "val/acc")
     history = {path: [{k: row[k] for k in keys} for row in run["history"]] for path, run in runs.items()}
     return {
@@ -123,7 +132,8 @@ def compare(args: list[str]) -> dict:
         "manual_ms_per_step": ms["manual"],
         "overhead_ratio": ms["lightning"] / ms["manual"],
         "lightning_fixed_cost_us_per_step": 1000 * (ms["lightning"] - ms["manual"]),
-        "timed_steps": len(runs["manual"]["step_times"]),
+        "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
+        "repeats": repeats,
         "startup_s": {path: run["startup_s"] for path, run in runs.items()},
         "total_s": {path: run["total_s"] for path, run in runs.items()},
         "run_dirs": {path: run["run_dir"] for path, run in runs.items()},
@@ -146,7 +156,8 @@ def format_report(figures: dict) -> str:
         "",
         f"weights identical: {figures['identical']}   max |Δweight|: {figures['max_abs_weight_diff']:.3g}   "
         f"per-epoch metrics identical: {figures['same_epoch_metrics']}",
-        f"median time per step ({figures['timed_steps']} steps after {WARMUP_EPOCHS} warm-up epoch): "
+        f"median time per step ({figures['timed_steps']} steps per path, {figures['repeats']} run(s), "
+        f"after {WARMUP_EPOCHS} warm-up epoch each): "
         f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual {figures['manual_ms_per_step']:.3f} ms",
         f"Lightning overhead: x{figures['overhead_ratio']:.3f}, "
         f"fixed cost {figures['lightning_fixed_cost_us_per_step']:+.0f} µs per step",
