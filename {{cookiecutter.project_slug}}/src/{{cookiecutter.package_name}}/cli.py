@@ -10,12 +10,13 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import Logger
 
 from .data import DataModule
 from .module import Classifier
 from .runs import LoggerName, build_logger, new_run_dir
 
-PROJECT = {{ cookiecutter.project_slug | tojson }}
+PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
 # configs/ sits at the project root, two levels above this package's src/ directory.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
@@ -52,7 +53,11 @@ class ProjectCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any):
         # Reached once the model and the data exist: the run directory is made only for a valid config.
         self.run_dir = new_run_dir(self.config.run_root, self.path)
-        self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path)
+        chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
+        if isinstance(chosen, Logger) or chosen is False:
+            self.logger = chosen or None
+        else:
+            self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path)
         if self.path == "manual":
             return None
         callbacks = [

@@ -36,8 +36,12 @@ def build_logger(
     if offline:
         print(f"wandb: no API key found, logging offline to {run_dir}/wandb; "
               f"upload later with: wandb sync {run_dir}/wandb/offline-run-*")
+    import wandb
+
+    # Offline there is no run page to link to: the line above says all, so wandb itself stays silent.
+    settings = wandb.Settings(silent=True) if offline else None
     return WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir),
-                       offline=offline, job_type=path, group=group)
+                       offline=offline, job_type=path, group=group, settings=settings)
 
 
 def wandb_should_go_offline() -> bool:
