@@ -13,6 +13,7 @@ import sys
 import time
 
 _start = time.perf_counter()
+from {{ cookiecutter.package_name }}.cli import clear_errors  # noqa: E402
 from {{ cookiecutter.package_name }}.compare import compare, format_report, plot  # noqa: E402
 
 IMPORT_S = time.perf_counter() - _start
@@ -42,4 +43,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with clear_errors():
+        sys.exit(main())

@@ -6,7 +6,7 @@
     python train.py --help                            # every option
 """
 
-from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
 from {{ cookiecutter.package_name }}.paths import run_lightning
 
 
@@ -19,4 +19,5 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with clear_errors():
+        main()

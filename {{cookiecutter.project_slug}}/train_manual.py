@@ -7,7 +7,7 @@ It takes the same options and the same config file as train.py:
 Of the trainer options it reads max_epochs; the others belong to Lightning's Trainer.
 """
 
-from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
 from {{ cookiecutter.package_name }}.paths import run_manual
 
 
@@ -19,4 +19,5 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with clear_errors():
+        main()

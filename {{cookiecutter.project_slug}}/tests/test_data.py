@@ -1,42 +1,99 @@
+{%- set ds = cookiecutter.dataset -%}
+{%- set tensors = ds in ["digits", "mnist", "fashion_mnist", "cifar10"] -%}
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.data import {{ 'DataError, ' if cookiecutter.dataset != 'digits' else '' }}DataModule
 
 
 @pytest.fixture(scope="module")
-def datamodule() -> DataModule:
-    dm = DataModule()
+def datamodule(data_dir) -> DataModule:
+    dm = DataModule(data_dir=data_dir)
     dm.setup("fit")
     return dm
 
 
 @pytest.mark.parametrize("batch_size", [1, 16, 64])
-def test_batch_shapes_and_dtypes(batch_size):
-    dm = DataModule(batch_size=batch_size)
+def test_batch_shapes_and_dtypes(data_dir, batch_size):
+    dm = DataModule(data_dir=data_dir, batch_size=batch_size, num_workers=0)
     dm.setup("fit")
-    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+    loaders = {"train": dm.train_dataloader(), "val": dm.val_dataloader(), "test": dm.test_dataloader()}
+    for split, loader in loaders.items():
         x, y = next(iter(loader))
-        assert x.shape == (batch_size, *dm.input_shape)
+        assert x.shape == (min(batch_size, len(dm.splits[split])), *dm.input_shape)
         assert x.dtype == torch.float32 and y.dtype == torch.int64
         assert 0 <= y.min() and y.max() < dm.num_classes
 
 
-def test_splits_are_disjoint_complete_and_seeded(datamodule):
-    indices = {name: set(split.indices) for name, split in datamodule.splits.items()}
-    assert sum(len(i) for i in indices.values()) == 1797
-    assert not (indices["train"] & indices["val"]) and not (indices["train"] & indices["test"])
-    again = DataModule()
+def test_splits_are_complete_disjoint_and_seeded(datamodule, data_dir):
+    sizes = {name: len(split) for name, split in datamodule.splits.items()}
+    assert all(sizes.values()) and datamodule.num_classes == len(datamodule.class_names)
+{%- if tensors %}
+    train, val = set(datamodule.indices["train"]), set(datamodule.indices["val"])
+    assert not train & val
+    again, other = DataModule(data_dir=data_dir), DataModule(data_dir=data_dir, seed=7)
     again.setup("fit")
-    assert [again.splits[s].indices for s in indices] == [datamodule.splits[s].indices for s in indices]
-    other = DataModule(seed=7)
     other.setup("fit")
-    assert other.splits["train"].indices != datamodule.splits["train"].indices
+    assert again.indices == datamodule.indices and other.indices["train"] != datamodule.indices["train"]
+{%- else %}
+    assert datamodule.class_names == fake_classes()
+{%- endif %}
+{%- if ds == "digits" %}
+    assert sum(sizes.values()) == 1797
+{%- endif %}
+{%- if tensors %}
 
 
-def test_inputs_are_normalized(datamodule):
-    x = torch.stack([datamodule.splits["train"][i][0] for i in range(len(datamodule.splits["train"]))])
-    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+def test_inputs_are_normalized_with_the_data_sets_statistics(datamodule):
+    from {{ cookiecutter.package_name }}.data import MEAN, STD, load_images
+
+    images = next(iter(load_images(datamodule.hparams.data_dir).values()))[0]  # uint8 (N, C, H, W)
+    index = datamodule.indices["val"][0]
+    expected = (images[index].float() / 255 - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    assert torch.allclose(datamodule.splits["val"][0][0], expected, atol=1e-5)
+{%- else %}
+
+
+def fake_classes() -> list[str]:
+    from fake_data import CLASSES
+
+    return sorted(CLASSES)
+
+
+def test_one_folder_is_split_by_a_seeded_ratio(data_dir):
+    dm = DataModule(data_dir=f"{data_dir}/train", num_workers=0)
+    dm.setup("fit")
+    assert [len(dm.splits[name]) for name in ("train", "val", "test")] == [168, 36, 36]
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "one_class", "no_images"])
+def test_a_bad_folder_gets_a_clear_error(tmp_path, layout):
+    if layout != "missing":
+        (tmp_path / "train").mkdir()
+    if layout in ("one_class", "no_images"):
+        (tmp_path / "train" / "cat").mkdir()
+    if layout == "no_images":
+        (tmp_path / "train" / "dog").mkdir()
+        (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")
+        (tmp_path / "val").mkdir()
+    with pytest.raises(DataError, match=str(tmp_path)):
+        DataModule(data_dir=str(tmp_path)).setup("fit")
+{%- endif %}
+{%- if ds in ["mnist", "fashion_mnist", "cifar10"] %}
+
+
+def test_absent_data_offline_gets_a_clear_error(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    import torchvision.datasets.utils as utils
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(utils.urllib.request, "urlopen", offline)  # the network is never touched
+    with pytest.raises(DataError, match=f"{tmp_path}.*--data.data_dir"):
+        DataModule(data_dir=str(tmp_path)).prepare_data()
+{%- endif %}
 
 
 def test_shuffle_order_depends_on_the_epoch_alone(datamodule):

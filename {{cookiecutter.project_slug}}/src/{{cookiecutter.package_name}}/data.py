@@ -1,41 +1,202 @@
+{%- set ds = cookiecutter.dataset -%}
+{%- set tensors = ds in ["digits", "mnist", "fashion_mnist", "cifar10"] -%}
+{%- set one_set = ds in ["digits"] -%}
 """The data: Dataset, transforms, splits and loaders, owned by one LightningDataModule.
 
 Both training paths read their batches from this DataModule, so a transform, a split or a sampling
 rule is written once here and serves Lightning's Trainer and the hand-written loop alike.
 """
 
-import lightning as L
+{% if ds == "image_folder" %}from pathlib import Path
+
+{% endif %}import lightning as L
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset, random_split
+from PIL import Image
+{%- if ds == "image_folder" %}
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
+from torchvision.datasets import ImageFolder
+{%- else %}
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
+{%- endif %}
+{%- if ds in ["mnist", "fashion_mnist", "cifar10"] %}
+from torchvision import datasets
+{%- endif %}
 from torchvision.transforms import v2
 
+
+class DataError(RuntimeError):
+    """Data that is missing or malformed; the entry points print its message as one line."""
+
+
+{% if ds == "digits" -%}
 # Pixel statistics of the digits scaled to [0, 1], measured once over the whole set.
-DIGITS_MEAN, DIGITS_STD = 0.3053, 0.3759
+MEAN, STD = (0.3053,), (0.3759,)
+CLASS_NAMES = [str(digit) for digit in range(10)]
+INPUT_SHAPE = (1, 8, 8)  # (C, H, W)
 
 
-def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
-    """Return scikit-learn's embedded 8x8 digits as uint8 images (N, 1, 8, 8) and int64 labels (N,).
+def download(data_dir: str) -> None:
+    """Nothing to fetch: the digits ship inside scikit-learn's wheel."""
 
-    The set ships inside scikit-learn's wheel, so nothing is downloaded. Its pixels run from 0 to
-    16; scaling them to 0..255 makes them ordinary 8-bit images for the standard transforms.
+
+def load_images(data_dir: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The 1,797 digits as uint8 images (N, 1, 8, 8) and int64 labels (N,), as one set to split.
+
+    Their pixels run from 0 to 16; scaling them to 0..255 makes them ordinary 8-bit images.
     """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8)
-    return images.unsqueeze(1), torch.from_numpy(digits.target).long()
+    return {"all": (images.unsqueeze(1), torch.from_numpy(digits.target).long())}
+
+
+def augmentation() -> v2.Transform | None:
+    return None  # 8x8 digits are too small to crop or flip
+{%- elif ds in ["mnist", "fashion_mnist"] -%}
+{%- set cls = "MNIST" if ds == "mnist" else "FashionMNIST" -%}
+# Pixel statistics of the training images scaled to [0, 1].
+MEAN, STD = {{ "(0.1307,), (0.3081,)" if ds == "mnist" else "(0.2860,), (0.3530,)" }}
+CLASS_NAMES = [name.split(" - ")[-1] for name in datasets.{{ cls }}.classes]
+INPUT_SHAPE = (1, 28, 28)  # (C, H, W)
+
+
+def download(data_dir: str) -> None:
+    """Fetch the IDX files into data_dir/{{ cls }}/raw, only when they are missing."""
+    try:
+        datasets.{{ cls }}(data_dir, train=True, download=True)
+        datasets.{{ cls }}(data_dir, train=False, download=True)
+    except (OSError, RuntimeError) as error:
+        raise DataError(missing_message(data_dir, error)) from error
+
+
+def load_images(data_dir: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """uint8 images (N, 1, 28, 28) and int64 labels (N,) of the official train and test sets."""
+    try:
+        train, test = datasets.{{ cls }}(data_dir, train=True), datasets.{{ cls }}(data_dir, train=False)
+    except (OSError, RuntimeError) as error:
+        raise DataError(missing_message(data_dir, error)) from error
+    return {"train": (train.data.unsqueeze(1), train.targets), "test": (test.data.unsqueeze(1), test.targets)}
+
+
+def augmentation() -> v2.Transform | None:
+    return v2.RandomAffine(degrees=10, translate=(0.1, 0.1))  # small shifts and turns keep the class
+
+
+def missing_message(data_dir: str, error: Exception) -> str:
+    error = " ".join(str(error).split())  # torchvision's reasons span lines; the message is one
+    return (
+        f"{{ cls }} is not in {data_dir}/{{ cls }}/raw and could not be downloaded ({error}). "
+        "Copy the four IDX files there, or point --data.data_dir at a directory that has them."
+    )
+{%- elif ds == "cifar10" -%}
+# Per-channel statistics of the training images scaled to [0, 1].
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+INPUT_SHAPE = (3, 32, 32)  # (C, H, W)
+
+
+def download(data_dir: str) -> None:
+    """Fetch and unpack data_dir/cifar-10-batches-py, only when it is missing or corrupt."""
+    try:
+        datasets.CIFAR10(data_dir, train=True, download=True)
+    except (OSError, RuntimeError) as error:
+        raise DataError(missing_message(data_dir, error)) from error
+
+
+def load_images(data_dir: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """uint8 images (N, 3, 32, 32) and int64 labels (N,) of the official train and test sets."""
+    try:
+        parts = {"train": datasets.CIFAR10(data_dir, train=True), "test": datasets.CIFAR10(data_dir, train=False)}
+    except (OSError, RuntimeError) as error:
+        raise DataError(missing_message(data_dir, error)) from error
+    # .data is (N, H, W, C) uint8; torchvision's v2 transforms want (N, C, H, W)
+    return {name: (torch.from_numpy(p.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(p.targets))
+            for name, p in parts.items()}
+
+
+def augmentation() -> v2.Transform | None:
+    return v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+
+
+def missing_message(data_dir: str, error: Exception) -> str:
+    error = " ".join(str(error).split())  # torchvision's reasons span lines; the message is one
+    return (
+        f"CIFAR-10 is not in {data_dir}/cifar-10-batches-py and could not be downloaded ({error}). "
+        "Unpack cifar-10-python.tar.gz there, or point --data.data_dir at a directory that has it."
+    )
+{%- elif ds == "image_folder" -%}
+# ImageNet's statistics: the usual choice for photographs when the set's own are not measured.
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class names of an image folder: its subfolders, sorted, as ImageFolder sees them."""
+    layout = root / "train" if (root / "train").is_dir() else root
+    if not layout.is_dir():
+        raise DataError(f"no image folder at {root}: pass --data.data_dir pointing at class subfolders, "
+                        "or at train/ and val/ folders of class subfolders")
+    names = sorted(entry.name for entry in layout.iterdir() if entry.is_dir())
+    if len(names) < 2:
+        raise DataError(f"{layout} holds {len(names)} class folder(s); a classifier needs at least 2, "
+                        f"e.g. {layout}/cat/*.png and {layout}/dog/*.png")
+    return names
+
+
+def open_folder(path: Path, transform: v2.Transform | None = None) -> ImageFolder:
+    try:
+        return ImageFolder(str(path), transform=transform, allow_empty=False)
+    except (FileNotFoundError, OSError) as error:
+        raise DataError(f"{path} is not a usable image folder: {error}") from error
+
+
+class Transformed(Dataset):
+    """A view of a dataset with its own transform, so train and val can share one folder."""
+
+    def __init__(self, dataset: Dataset, transform: v2.Transform) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        return self.transform(image), label
+{%- endif %}
+{%- if tensors %}
+
+
+class TensorImages(Dataset):
+    """Images held as one tensor.
+
+    The deterministic ``transform`` runs once over all of them here; ``augment`` (random, train only)
+    runs per sample when the item is read.
+    """
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform, augment: v2.Transform | None = None
+    ) -> None:
+        self.images = transform(images)  # uint8 (N, C, H, W) -> float32 (N, C, H, W)
+        self.labels, self.augment = labels, augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        return (self.augment(image) if self.augment else image), self.labels[index]
+{%- endif %}
 
 
 class EpochSeededSampler(DistributedSampler):
-    """Shuffles with the generator seeded by ``seed + epoch``, set through ``set_epoch``.
+    """Shuffles with a generator seeded by ``seed + epoch``, the epoch given by ``set_epoch``.
 
-    A plain ``shuffle=True`` loader draws each epoch's order from a generator whose state depends on
-    how many iterators were created before, and the Trainer creates them at other moments than a
-    plain loop does: the two paths then see other batches from epoch 2 on. Here the order is a
-    function of the epoch alone. Lightning calls ``set_epoch`` at the start of every epoch, and the
-    manual loop calls it as every DistributedDataParallel loop does. Under DDP each rank gets its
-    own shard of the same permutation.
+    The order is then a function of the epoch alone, never of how often a loader was iterated or
+    what else drew random numbers before (docs/design_decisions.md says why that matters). Lightning
+    calls ``set_epoch`` at the start of every epoch, and the manual loop calls it as every
+    DistributedDataParallel loop does. Under DDP each rank gets its own shard of the permutation.
     """
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
@@ -50,56 +211,121 @@ class EpochSeededSampler(DistributedSampler):
 
 
 class DataModule(L.LightningDataModule):
-    """The 8x8 digits (1,797 images, 10 classes), split train/val/test by a seeded generator.
+    """{{ {"digits": "The 8x8 digits (1,797 images, 10 classes), split train/val/test by a seeded generator.", "mnist": "MNIST (28x28 handwritten digits): a seeded train/val split of the train set, and the test set.", "fashion_mnist": "Fashion-MNIST (28x28 clothes): a seeded train/val split of the train set, and the test set.", "cifar10": "CIFAR-10 (32x32 colour images): a seeded train/val split of the train set, and the test set.", "image_folder": "Your own images, one subfolder per class.\n\n    Either data_dir/train and data_dir/val (and data_dir/test, else val serves as test), or one\n    folder of class subfolders split train/val/test by a seeded generator."}[ds] }}
 
     Args:
-        data_dir: where datasets that need downloading keep their files (the digits need none).
+        data_dir: {{ "unused: the digits are embedded." if ds == "digits" else "where the data lives" + (" (downloaded there when missing)." if ds != "image_folder" else ".") }}
         batch_size: samples per batch, for every split.
-        num_workers: loader worker processes; 0 loads in the main process, fastest for small in-memory data.
-        val_fraction: share of the samples held out for validation.
-        test_fraction: share of the samples held out for the final test.
+        num_workers: loader worker processes; 0 loads in the main process.{{ "" if ds == "digits" else " Random augmentation runs\n            in the workers, on their own seeds, so it never draws on the RNG that dropout uses." }}
+        val_fraction: share of the {{ "samples" if one_set or ds == "image_folder" else "training samples" }} held out for validation.
+{%- if one_set or ds == "image_folder" %}
+        test_fraction: share of the samples held out for the final test{{ " (one folder only)" if ds == "image_folder" }}.
+{%- endif %}
         seed: fixes the split and the per-epoch shuffle order.
         pin_memory: page-lock batches for faster copies to a GPU.
+{%- if ds == "image_folder" %}
+        image_size: images are resized and cropped to image_size x image_size.
+{%- endif %}
     """
-
-    num_classes = 10
-    input_shape = (1, 8, 8)  # (C, H, W)
 
     def __init__(
         self,
         data_dir: str = "data",
         batch_size: int = 32,
-        num_workers: int = 0,
-        val_fraction: float = 0.15,
+        num_workers: int = {{ 0 if ds == "digits" else 2 }},
+        val_fraction: float = {{ "0.15" if one_set or ds == "image_folder" else "0.1" }},
+{%- if one_set or ds == "image_folder" %}
         test_fraction: float = 0.15,
+{%- endif %}
         seed: int = 42,
         pin_memory: bool = False,
+{%- if ds == "image_folder" %}
+        image_size: int = 64,
+{%- endif %}
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        # Deterministic preprocessing only: it runs once over the whole set in setup().
-        self.transform = v2.Compose(
-            [v2.ToDtype(torch.float32, scale=True), v2.Normalize([DIGITS_MEAN], [DIGITS_STD])]
-        )
+{%- if tensors %}
+        # Deterministic preprocessing: it runs once over the whole set in setup().
+        self.transform = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+        self.class_names = CLASS_NAMES
+        self.input_shape = INPUT_SHAPE  # (C, H, W)
+{%- else %}
+        to_input = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+        self.transform = v2.Compose([v2.Resize(image_size), v2.CenterCrop(image_size), *to_input])
+        self.train_transform = v2.Compose([v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), *to_input])
+        self.class_names = class_folders(Path(data_dir))  # read now: the network's size depends on it
+        self.input_shape = (3, image_size, image_size)  # (C, H, W)
+{%- endif %}
         self.splits: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def num_channels(self) -> int:
         return self.input_shape[0]
 
     def prepare_data(self) -> None:
-        """Download step, run on one process only. The digits are embedded: nothing to fetch."""
+        """Download step, run on one process only."""
+{%- if ds == "image_folder" %}
+        class_folders(Path(self.hparams.data_dir))  # nothing to fetch; fail early if it is not there
+{%- else %}
+        download(self.hparams.data_dir)
+{%- endif %}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:  # both paths and every stage share one split
             return
-        images, labels = load_digits_images()  # (N, 1, 8, 8) uint8, (N,) int64
-        dataset = TensorDataset(self.transform(images), labels)  # (N, 1, 8, 8) float32
         hp = self.hparams
-        fractions = [1 - hp.val_fraction - hp.test_fraction, hp.val_fraction, hp.test_fraction]
         generator = torch.Generator().manual_seed(hp.seed)
-        parts = random_split(dataset, fractions, generator=generator)
-        self.splits = dict(zip(("train", "val", "test"), parts))
+{%- if tensors %}
+        sets, augment = load_images(hp.data_dir), augmentation()  # uint8 (N, C, H, W), int64 (N,)
+{%- if one_set %}
+        images, labels = sets["all"]
+        fractions = [1 - hp.val_fraction - hp.test_fraction, hp.val_fraction, hp.test_fraction]
+        parts = random_split(range(len(labels)), fractions, generator=generator)
+        self.indices = dict(zip(("train", "val", "test"), (part.indices for part in parts), strict=True))
+{%- else %}
+        images, labels = sets["train"]
+        parts = random_split(range(len(labels)), [1 - hp.val_fraction, hp.val_fraction], generator=generator)
+        self.indices = dict(zip(("train", "val"), (part.indices for part in parts), strict=True))
+{%- endif %}
+        self.splits = {
+            name: TensorImages(images[idx], labels[idx], self.transform, augment if name == "train" else None)
+            for name, idx in self.indices.items()
+        }
+{%- if not one_set %}
+        self.splits["test"] = TensorImages(*sets["test"], self.transform)
+{%- endif %}
+{%- else %}
+        root = Path(hp.data_dir)
+        if (root / "train").is_dir():
+            self.splits = {"train": open_folder(root / "train", self.train_transform),
+                           "val": open_folder(root / "val", self.transform)}
+            test_dir = root / "test" if (root / "test").is_dir() else root / "val"
+            self.splits["test"] = open_folder(test_dir, self.transform)
+            for name, split in self.splits.items():
+                if split.classes != self.class_names:
+                    raise DataError(f"{root}/{name} has classes {split.classes}, train has {self.class_names}")
+        else:
+            fractions = [1 - hp.val_fraction - hp.test_fraction, hp.val_fraction, hp.test_fraction]
+            parts = random_split(open_folder(root), fractions, generator=generator)
+            transforms = (self.train_transform, self.transform, self.transform)
+            names = ("train", "val", "test")
+            self.splits = {name: Transformed(part, tf) for name, part, tf in zip(names, parts, transforms, strict=True)}
+{%- endif %}
+
+    def predict_transform(self, image: Image.Image) -> torch.Tensor:
+        """One picture, as predict.py reads it, to the network's input (C, H, W)."""
+{%- if tensors %}
+        c, h, w = self.input_shape
+        image = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+        return self.transform(v2.functional.pil_to_tensor(image).unsqueeze(0))[0]  # uint8 -> float
+{%- else %}
+        return self.transform(image.convert("RGB"))
+{%- endif %}
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(self.splits["train"], seed=self.hparams.seed)
@@ -109,9 +335,6 @@ class DataModule(L.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
         return self._loader("test")
 
     def _loader(self, split: str, sampler: DistributedSampler | None = None) -> DataLoader:

@@ -5,7 +5,6 @@ scheduler and metrics from ``recipe.py``. Every iteration is the six steps of th
 each; docs/six_steps.md shows where Lightning performs each of them.
 """
 
-import os
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .checkpoints import save_checkpoint
 from .recipe import Metrics, loss_fn
 
 
@@ -86,14 +86,6 @@ def fit(
             save_checkpoint(state, ckpt_dir / "best.pt")
         print(f"epoch {epoch}: train/loss {train['loss']:.4f}  val/loss {val['loss']:.4f}  val/acc {val['acc']:.4f}")
     return history
-
-
-def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file, then rename: a kill mid-save never leaves a corrupt checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def _compute_and_reset(metrics: Metrics) -> dict[str, float]:

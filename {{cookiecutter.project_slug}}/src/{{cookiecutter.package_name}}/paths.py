@@ -33,6 +33,7 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     data.prepare_data()
     data.setup("fit")
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, epochs)
+    cli.save_run_config()
     loggers = [logger for logger in (cli.logger, *extra_loggers) if logger is not None]
     for logger in loggers:
         logger.log_hyperparams(cli.config.as_dict())

@@ -4,7 +4,8 @@ The LightningModule and the hand-written loop both call these functions, so each
 once. Change the optimizer here and both paths change together.
 """
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ class Metrics(nn.Module):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.loss = MeanMetric(nan_strategy="disable")
-        self.acc = MulticlassAccuracy(num_classes, validate_args=False)
+        self.acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # plain accuracy
 
     def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         # Weighting by the batch size makes the epoch loss the mean over samples, last batch included.

@@ -6,9 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-LoggerName = Literal["wandb", "csv", "none"]
+LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 
 
 def new_run_dir(root: str | Path, path: str) -> Path:
@@ -32,6 +32,8 @@ def build_logger(
         return None
     if name == "csv":
         return CSVLogger(save_dir=run_dir, name="", version="")  # run_dir/metrics.csv
+    if name == "tensorboard":
+        return TensorBoardLogger(save_dir=run_dir, name="", version="")  # tensorboard --logdir runs
     offline = wandb_should_go_offline()
     if offline:
         print(f"wandb: no API key found, logging offline to {run_dir}/wandb; "

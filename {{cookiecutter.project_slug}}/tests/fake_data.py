@@ -1,0 +1,74 @@
+{%- set ds = cookiecutter.dataset -%}
+"""Tiny stand-ins for the real data, written in its real on-disk format, so the real loading code runs offline.
+{%- if ds != "digits" %}
+
+Each class gets its own bright patch on noise: easy enough that a few steps learn it.
+{%- endif %}
+"""
+
+{%- if ds == "cifar10" %}
+import pickle
+{%- elif ds in ["mnist", "fashion_mnist"] %}
+import struct
+{%- endif %}
+from pathlib import Path
+
+import numpy as np
+{%- if ds == "image_folder" %}
+from PIL import Image
+
+CLASSES = ["circle", "square", "triangle"]
+{%- endif %}
+
+TRAIN, TEST = 240, 60
+
+
+def images_of(labels: np.ndarray, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """uint8 images (N, *shape) of noise with a bright patch whose position depends on the label."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), *shape), dtype=np.uint8)
+    h, w = shape[-2], shape[-1]
+    for image, label in zip(images, labels, strict=True):
+        row, col = divmod(int(label), 4)
+        image[..., row * h // 4 : (row + 1) * h // 4, col * w // 4 : (col + 1) * w // 4] = 250
+    return images
+
+
+def write(data_dir: Path) -> Path:
+    """Write the fake data set under data_dir and return data_dir."""
+{%- if ds == "digits" %}
+    return data_dir  # the digits are embedded: the real data is already offline
+{%- elif ds in ["mnist", "fashion_mnist"] %}
+    {%- set folder = "MNIST" if ds == "mnist" else "FashionMNIST" %}
+    raw = data_dir / "{{ folder }}" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count, seed in (("train", TRAIN, 0), ("t10k", TEST, 1)):
+        labels = np.arange(count, dtype=np.uint8) % 10
+        images = images_of(labels, (28, 28), seed)
+        # IDX: magic (0x0803 images, 0x0801 labels), big-endian dimensions, then the bytes
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, count) + labels.tobytes())
+    return data_dir
+{%- elif ds == "cifar10" %}
+    folder = data_dir / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names}, f)
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(batches):
+        count = TEST if name == "test_batch" else TRAIN // 5
+        labels = (np.arange(count) + i) % 10
+        images = images_of(labels, (3, 32, 32), i)  # rows of 3072 bytes: R plane, G plane, B plane
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": images.reshape(count, -1), "labels": labels.tolist()}, f)
+    return data_dir
+{%- elif ds == "image_folder" %}
+    for split, count, seed in (("train", TRAIN, 0), ("val", TEST, 1)):
+        labels = np.arange(count) % len(CLASSES)
+        for index, (image, label) in enumerate(zip(images_of(labels, (3, 24, 24), seed), labels, strict=True)):
+            folder = data_dir / split / CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{index}.png")
+    return data_dir
+{%- endif %}
