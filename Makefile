@@ -7,7 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DEMO   := build/demo
-# The baked project's own pyproject.toml is the one list of runtime dependencies; this bake reads it.
+# The baked project's own pyproject.toml is the one list of runtime dependencies: these bakes (one per
+# logger that brings a package of its own) read it.
 DEPS   := build/deps
 
 .PHONY: demo test install clean
@@ -20,8 +21,10 @@ $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/p
 	# This machine serves these two builds from its own disk; elsewhere pick the build for your CUDA.
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PIP) install --quiet cookiecutter pytest
-	rm -rf $(DEPS) && $(PY) -m cookiecutter --no-input --output-dir $(DEPS) . > /dev/null
-	$(PIP) install --quiet $(DEPS)/digits-classifier[dev]
+	rm -rf $(DEPS)
+	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/wandb . > /dev/null
+	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/tensorboard . logger=tensorboard > /dev/null
+	$(PIP) install --quiet $(DEPS)/wandb/digits-classifier[dev] $(DEPS)/tensorboard/digits-classifier[dev]
 	$(PIP) uninstall --quiet --yes digits-classifier  # keep the deps, drop the scratch package
 	touch $@
 

@@ -1,26 +1,44 @@
-"""Remove what the chosen options do not need, then print the next steps."""
+"""Remove what the chosen options do not need, optionally start a git repository, print the next steps."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 LOGGER = {{ cookiecutter.logger | tojson }}
 SLUG = {{ cookiecutter.project_slug | tojson }}
+INIT_GIT = {{ "True" if cookiecutter.init_git in [True, "yes", "y", "true", "True", "1"] else "False" }}
 
-# Files that only one choice of an option needs: (option value chosen, files to drop otherwise).
+# Files that only one choice of an option needs: (is that choice taken, the files).
 ONLY_FOR = [
     (LOGGER == "wandb", ["docs/wandb.md"]),
 ]
 
 
-def main() -> None:
+def remove_unneeded() -> None:
     for needed, paths in ONLY_FOR:
-        for path in paths if not needed else []:
-            target = Path(path)
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        for path in [] if needed else map(Path, paths):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def init_git() -> None:
+    """git init and a first commit; a missing git or identity is reported, never fatal."""
+    commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "Bake from the template"]]
+    for command in commands:
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            print(f"note: `{' '.join(command)}` failed ({getattr(error, 'stderr', '') or error}); skipped git")
+            return
+
+
+def main() -> None:
+    remove_unneeded()
+    if INIT_GIT:
+        init_git()
     print(
         f"\nBaked {SLUG}/. Next steps:\n"
         f"  cd {SLUG}\n"
-        "  pip install torch==2.14.1 torchvision==0.29.1   # or the build for your CUDA\n"
+        "  pip install torch torchvision     # the build for your CUDA, from pytorch.org\n"
         "  pip install -e '.[dev]'\n"
         "  python train.py            # Lightning\n"
         "  python train_manual.py     # the same model, by hand\n"

@@ -1,34 +1,48 @@
-"""Bake the template and check what comes out: the files, the rendering, and the project's own tests."""
+"""Bake the template and check what comes out: the files, the rendering, the linter and the project's own tests."""
 
+import itertools
 import json
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE, bake, run_project_tests
 
+CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+DATASETS, LOGGERS = CONTEXT["dataset"], CONTEXT["logger"]
+PACKAGE = "src/digits_classifier"
 EXPECTED = {
-    "README.md", "pyproject.toml", ".gitignore", "configs/default.yaml", "train.py", "train_manual.py",
-    "compare.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md",
-    "src/digits_classifier/__init__.py", "src/digits_classifier/model.py", "src/digits_classifier/data.py",
-    "src/digits_classifier/module.py", "src/digits_classifier/loop.py", "src/digits_classifier/recipe.py",
-    "src/digits_classifier/cli.py", "src/digits_classifier/runs.py", "src/digits_classifier/paths.py",
-    "src/digits_classifier/compare.py", "tests/conftest.py", "tests/test_data.py", "tests/test_model.py",
-    "tests/test_module.py", "tests/test_loop.py", "tests/test_parity.py", "tests/test_entries.py",
+    ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
+    "pyproject.toml", "configs/default.yaml", "train.py", "train_manual.py", "compare.py", "evaluate.py",
+    "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md",
+    *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "loop", "recipe", "cli",
+                                          "runs", "paths", "compare", "checkpoints")),
+    *(f"tests/{name}.py" for name in ("conftest", "fake_data", "test_data", "test_model", "test_module",
+                                      "test_loop", "test_parity", "test_entries")),
 }
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
 
 def files_of(project: Path) -> set[str]:
-    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file() and ".git/" not in str(p)}
 
 
 def assert_fully_rendered(project: Path) -> None:
     for path in project.rglob("*"):
         assert "{{" not in str(path) and "}}" not in str(path), path
-        if path.is_file():
+        if path.is_file() and ".git/" not in str(path):
             text = path.read_text(encoding="utf-8")
+            text = text.replace("${{ always() }}", "").replace("${{ github.sha }}", "")  # GitHub's own syntax
             for marker in ("{{", "}}", "{%", "%}"):
                 assert marker not in text, f"{marker} left in {path}"
+
+
+def assert_lint_clean(project: Path) -> None:
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_defaults_bake_the_expected_files(default_project):
@@ -36,14 +50,7 @@ def test_defaults_bake_the_expected_files(default_project):
     assert files_of(default_project) == EXPECTED
     assert_fully_rendered(default_project)
     assert "wandb" in (default_project / "pyproject.toml").read_text()
-
-
-def test_csv_logger_drops_wandb(tmp_path):
-    project = bake(tmp_path, logger="csv")
-    assert files_of(project) == EXPECTED - {"docs/wandb.md"}
-    assert_fully_rendered(project)
-    assert "wandb" not in (project / "pyproject.toml").read_text()
-    assert "logger" in (project / "src/digits_classifier/cli.py").read_text()
+    assert not (default_project / ".git").exists()
 
 
 def test_awkward_name_bakes_into_valid_names(tmp_path):
@@ -51,8 +58,6 @@ def test_awkward_name_bakes_into_valid_names(tmp_path):
     assert project.name == "unicode-quoted-net-s-back"
     assert (project / "src/unicode_quoted_net_s_back/model.py").exists()
     assert_fully_rendered(project)
-    import tomllib
-
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert meta["authors"] == [{"name": 'Zoë "Z" O\'Neil'}]
     assert "Ünïcödé" in (project / "README.md").read_text(encoding="utf-8")
@@ -60,14 +65,30 @@ def test_awkward_name_bakes_into_valid_names(tmp_path):
         compile(source.read_text(encoding="utf-8"), str(source), "exec")
 
 
-def test_choices_in_cookiecutter_json_are_lists():
-    context = json.loads((TEMPLATE / "cookiecutter.json").read_text())
-    assert context["dataset"][0] == "digits" and context["logger"][0] == "wandb"
+def test_init_git_makes_a_first_commit(tmp_path):
+    project = bake(tmp_path, init_git="yes")
+    log = subprocess.run(["git", "log", "--oneline"], cwd=project, capture_output=True, text=True)
+    assert log.returncode == 0 and len(log.stdout.splitlines()) == 1
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
+    assert status.stdout == ""  # everything baked is committed, nothing ignored by mistake
 
 
-@pytest.mark.parametrize("context", [{}, {"project_name": AWKWARD, "logger": "csv"}], ids=["defaults", "awkward-csv"])
-def test_baked_project_passes_its_own_tests(tmp_path, default_project, context):
-    project = bake(tmp_path, **context) if context else default_project
+@pytest.mark.parametrize(("dataset", "logger"), list(itertools.product(DATASETS, LOGGERS)))
+def test_every_combination_renders_lints_and_passes_its_tests(tmp_path, dataset, logger):
+    project = bake(tmp_path, dataset=dataset, logger=logger)
+    dropped = set() if logger == "wandb" else {"docs/wandb.md"}
+    assert files_of(project) == EXPECTED - dropped
+    assert_fully_rendered(project)
+    assert_lint_clean(project)
+    dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert ("wandb" in dependencies) == (logger == "wandb")
+    assert ("tensorboard" in dependencies) == (logger == "tensorboard")
+    assert ("scikit-learn" in dependencies) == (dataset == "digits")
     result = run_project_tests(project)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+def test_awkward_name_project_passes_its_tests(tmp_path):
+    result = run_project_tests(bake(tmp_path, project_name=AWKWARD))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

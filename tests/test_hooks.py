@@ -34,3 +34,10 @@ def test_slug_with_a_slash_leaves_no_files(tmp_path):
     result = bake_cli(tmp_path, project_slug="bad/slug")
     assert result.returncode != 0 and "is not a safe directory name" in result.stderr
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_unknown_choice_is_refused(tmp_path):
+    result = bake_cli(tmp_path, dataset="imagenet")
+    assert result.returncode != 0
+    assert "imagenet" in result.stderr and "digits" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []

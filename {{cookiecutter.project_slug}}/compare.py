@@ -1,10 +1,10 @@
 """Train with Lightning and with the hand-written loop, same config and seed, and compare.
 
-    python compare.py                          # the defaults; prints the table, writes compare.png
-    python compare.py --json figures.json      # also the figures as JSON, for CI
-    python compare.py --check                  # exit 1 unless the final weights are bit-identical
-    python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
-    python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
+python compare.py                          # the defaults; prints the table, writes compare.png
+python compare.py --json figures.json      # also the figures as JSON, for CI
+python compare.py --check                  # exit 1 unless the final weights are bit-identical
+python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
+python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
 """
 
 import argparse

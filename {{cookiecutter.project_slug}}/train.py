@@ -1,9 +1,9 @@
 """Train with Lightning, then test the best checkpoint.
 
-    python train.py                                   # the defaults in configs/default.yaml
-    python train.py --model.lr 0.003 --trainer.max_epochs 5 --data.batch_size 128
-    python train.py --config my.yaml                  # a config of your own
-    python train.py --help                            # every option
+python train.py                                   # the defaults in configs/default.yaml
+python train.py --model.lr 0.003 --trainer.max_epochs 5 --data.batch_size 128
+python train.py --config my.yaml                  # a config of your own
+python train.py --help                            # every option
 """
 
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors

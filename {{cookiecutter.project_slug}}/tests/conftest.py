@@ -10,6 +10,9 @@ os.environ["WANDB_MODE"] = "disabled"
 
 # Fast, quiet options for any run a test starts; a test adds its own after these.
 QUICK = ["--logger", "none", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+{%- if ds == "image_folder" %}
+QUICK += ["--data.image_size", "16"]  # small images: the tests check the plumbing, not the accuracy
+{%- endif %}
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,10 @@
 {%- set ds = cookiecutter.dataset -%}
-"""Tiny stand-ins for the real data, written in its real on-disk format, so the real loading code runs offline.
-{%- if ds != "digits" %}
+"""Tiny stand-ins for the real data, in its real on-disk format, so the real loading code runs offline.
 
 Each class gets its own bright patch on noise: easy enough that a few steps learn it.
-{%- endif %}
 """
 
-{%- if ds == "cifar10" %}
-import pickle
-{%- elif ds in ["mnist", "fashion_mnist"] %}
-import struct
-{%- endif %}
-from pathlib import Path
+{{ {"cifar10": "import pickle\n", "mnist": "import struct\n", "fashion_mnist": "import struct\n"}.get(ds, "") }}from pathlib import Path
 
 import numpy as np
 {%- if ds == "image_folder" %}

@@ -8,7 +8,7 @@ from {{ cookiecutter.package_name }}.data import {{ 'DataError, ' if cookiecutte
 
 @pytest.fixture(scope="module")
 def datamodule(data_dir) -> DataModule:
-    dm = DataModule(data_dir=data_dir)
+    dm = DataModule(data_dir=data_dir, num_workers=0)
     dm.setup("fit")
     return dm
 

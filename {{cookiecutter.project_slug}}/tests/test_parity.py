@@ -11,8 +11,15 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     data.setup("fit")
     train_size = len(data.splits["train"])
     batch = next(b for b in range(train_size // 8, 0, -1) if train_size % b)  # about 8 steps, the last partial
-    args = [*quick_args, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", str(batch),
-            "--model.scheduler", "cosine"]
+    args = [
+        *quick_args,
+        "--trainer.max_epochs",
+        str(EPOCHS),
+        "--data.batch_size",
+        str(batch),
+        "--model.scheduler",
+        "cosine",
+    ]
     figures = compare(args)
     assert figures["epochs"] == EPOCHS
     assert figures["identical"], f"max |dweight| = {figures['max_abs_weight_diff']}"

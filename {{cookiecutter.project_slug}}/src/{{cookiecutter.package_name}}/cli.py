@@ -73,8 +73,9 @@ class ProjectCLI(LightningCLI):
         callbacks = [
             *(self.config_init.trainer.callbacks or []),
             # best.ckpt by validation accuracy, and last.ckpt to resume from
-            ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="best",
-                            monitor="val/acc", mode="max", save_last=True),
+            ModelCheckpoint(
+                dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/acc", mode="max", save_last=True
+            ),
         ]
         if self.config.trainer.enable_progress_bar is not False:
             # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.

@@ -25,7 +25,7 @@ class TimedLoader:
     """Wraps a DataLoader and stamps the time each batch is handed out, one list of stamps per epoch.
 
     Between two stamps lies one whole iteration: fetching, the six steps, metrics and every hook.
-    Lightning fetches one batch ahead, so its stamps are shifted by one step, not spread apart.
+    It has a length, so Lightning reads it one batch at a time, as the manual loop does.
     """
 
     def __init__(self, loader: torch.utils.data.DataLoader) -> None:
@@ -119,8 +119,10 @@ def compare(args: list[str], repeats: int = 1) -> dict:
             pooled[path].append(run_path(path, args))
     runs = {path: results[0] for path, results in pooled.items()}
     diff, identical = max_abs_weight_diff(runs["lightning"]["net"], runs["manual"]["net"])
-    ms = {path: 1000 * statistics.median([t for run in results for t in run["step_times"]])
-          for path, results in pooled.items()}
+    ms = {
+        path: 1000 * statistics.median([t for run in results for t in run["step_times"]])
+        for path, results in pooled.items()
+    }
     keys = ("train/loss", "val/loss", "val/acc")
     history = {path: [{k: row[k] for k in keys} for row in run["history"]] for path, run in runs.items()}
     return {
@@ -142,9 +144,11 @@ def compare(args: list[str], repeats: int = 1) -> dict:
 
 
 def format_report(figures: dict) -> str:
-    lines = [f"{'epoch':>5} | {'train/loss':^21} | {'val/loss':^21} | {'val/acc':^17}",
-             f"{'':>5} | {'lightning':>10} {'manual':>10} | {'lightning':>10} {'manual':>10} "
-             f"| {'lightning':>8} {'manual':>8}"]
+    lines = [
+        f"{'epoch':>5} | {'train/loss':^21} | {'val/loss':^21} | {'val/acc':^17}",
+        f"{'':>5} | {'lightning':>10} {'manual':>10} | {'lightning':>10} {'manual':>10} "
+        f"| {'lightning':>8} {'manual':>8}",
+    ]
     rows = zip(figures["history"]["lightning"], figures["history"]["manual"], strict=True)
     for epoch, (lit, man) in enumerate(rows):
         lines.append(
@@ -179,8 +183,12 @@ def plot(figures: dict, path: Path) -> None:
         rows = figures["history"][name]
         for key, marker in (("train/loss", "o"), ("val/loss", "s")):
             ax.plot([r[key] for r in rows], style, marker=marker, label=f"{name} {key}", alpha=0.8)
-    ax.set(xlabel="epoch", ylabel="loss", yscale="log",
-           title=f"Lightning vs manual loop: weights identical = {figures['identical']}")
+    ax.set(
+        xlabel="epoch",
+        ylabel="loss",
+        yscale="log",
+        title=f"Lightning vs manual loop: weights identical = {figures['identical']}",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -112,8 +112,10 @@ def load_images(data_dir: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     except (OSError, RuntimeError) as error:
         raise DataError(missing_message(data_dir, error)) from error
     # .data is (N, H, W, C) uint8; torchvision's v2 transforms want (N, C, H, W)
-    return {name: (torch.from_numpy(p.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(p.targets))
-            for name, p in parts.items()}
+    return {
+        name: (torch.from_numpy(p.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(p.targets))
+        for name, p in parts.items()
+    }
 
 
 def augmentation() -> v2.Transform | None:
@@ -136,12 +138,16 @@ def class_folders(root: Path) -> list[str]:
     """The class names of an image folder: its subfolders, sorted, as ImageFolder sees them."""
     layout = root / "train" if (root / "train").is_dir() else root
     if not layout.is_dir():
-        raise DataError(f"no image folder at {root}: pass --data.data_dir pointing at class subfolders, "
-                        "or at train/ and val/ folders of class subfolders")
+        raise DataError(
+            f"no image folder at {root}: pass --data.data_dir pointing at class subfolders, "
+            "or at train/ and val/ folders of class subfolders"
+        )
     names = sorted(entry.name for entry in layout.iterdir() if entry.is_dir())
     if len(names) < 2:
-        raise DataError(f"{layout} holds {len(names)} class folder(s); a classifier needs at least 2, "
-                        f"e.g. {layout}/cat/*.png and {layout}/dog/*.png")
+        raise DataError(
+            f"{layout} holds {len(names)} class folder(s); a classifier needs at least 2, "
+            f"e.g. {layout}/cat/*.png and {layout}/dog/*.png"
+        )
     return names
 
 
@@ -302,8 +308,10 @@ class DataModule(L.LightningDataModule):
 {%- else %}
         root = Path(hp.data_dir)
         if (root / "train").is_dir():
-            self.splits = {"train": open_folder(root / "train", self.train_transform),
-                           "val": open_folder(root / "val", self.transform)}
+            self.splits = {
+                "train": open_folder(root / "train", self.train_transform),
+                "val": open_folder(root / "val", self.transform),
+            }
             test_dir = root / "test" if (root / "test").is_dir() else root / "val"
             self.splits["test"] = open_folder(test_dir, self.transform)
             for name, split in self.splits.items():
@@ -345,7 +353,8 @@ class DataModule(L.LightningDataModule):
             sampler=sampler,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
-            persistent_workers=workers > 0,
+            # Workers start afresh each epoch: kept alive, they stalled garbage collection here for 5 s each.
+            persistent_workers=False,
             # A loader-owned generator keeps loaders from drawing on the global RNG, which the
             # model's initialisation and dropout use; its draws only seed worker processes.
             generator=torch.Generator().manual_seed(self.hparams.seed),

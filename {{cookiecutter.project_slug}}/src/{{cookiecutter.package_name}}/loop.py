@@ -78,8 +78,13 @@ def fit(
         history.append(row)
         for logger in loggers:
             logger.log_metrics(row, step=steps)
-        state = {"epoch": epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler else None, "val_acc": val["acc"]}
+        state = {
+            "epoch": epoch,
+            "net": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler else None,
+            "val_acc": val["acc"],
+        }
         save_checkpoint(state, ckpt_dir / "last.pt")
         if val["acc"] > best_acc:
             best_acc = val["acc"]

@@ -39,8 +39,19 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
         logger.log_hyperparams(cli.config.as_dict())
     ckpt_dir = cli.run_dir / "checkpoints"
     progress_bar = cli.config.trainer.enable_progress_bar is not False
-    fit(net, data.train_dataloader(), data.val_dataloader(), optimizer, scheduler, epochs, device,
-        data.num_classes, loggers, ckpt_dir, progress_bar)
+    fit(
+        net,
+        data.train_dataloader(),
+        data.val_dataloader(),
+        optimizer,
+        scheduler,
+        epochs,
+        device,
+        data.num_classes,
+        loggers,
+        ckpt_dir,
+        progress_bar,
+    )
     results = {"net": net, "run_dir": cli.run_dir, "test": None}
     if test:
         # Test the best epoch's weights, as Trainer.test(ckpt_path="best") does.

@@ -24,9 +24,7 @@ def new_run_dir(root: str | Path, path: str) -> Path:
     raise FileExistsError(f"no free run directory for {stem} under {root}")
 
 
-def build_logger(
-    name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None
-) -> Logger | None:
+def build_logger(name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None) -> Logger | None:
     """The experiment logger of one run. ``path`` is "lightning" or "manual"; wandb shows it as the job type."""
     if name == "none":
         return None
@@ -36,14 +34,23 @@ def build_logger(
         return TensorBoardLogger(save_dir=run_dir, name="", version="")  # tensorboard --logdir runs
     offline = wandb_should_go_offline()
     if offline:
-        print(f"wandb: no API key found, logging offline to {run_dir}/wandb; "
-              f"upload later with: wandb sync {run_dir}/wandb/offline-run-*")
+        print(
+            f"wandb: no API key found, logging offline to {run_dir}/wandb; "
+            f"upload later with: wandb sync {run_dir}/wandb/offline-run-*"
+        )
     import wandb
 
     # Offline there is no run page to link to: the line above says all, so wandb itself stays silent.
     settings = wandb.Settings(silent=True) if offline else None
-    return WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir),
-                       offline=offline, job_type=path, group=group, settings=settings)
+    return WandbLogger(
+        project=project,
+        name=run_dir.name,
+        save_dir=str(run_dir),
+        offline=offline,
+        job_type=path,
+        group=group,
+        settings=settings,
+    )
 
 
 def wandb_should_go_offline() -> bool:
