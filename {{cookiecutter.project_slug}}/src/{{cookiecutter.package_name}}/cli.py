@@ -5,6 +5,7 @@ flags and YAML keys. The hand-written loop parses through this same class, so th
 drift apart in what they accept or in how the seed, the network and the data are built.
 """
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ class ProjectCLI(LightningCLI):
         if isinstance(chosen, Logger) or chosen is False:
             self.logger = chosen or None
         else:
-            self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path)
+            self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path, self.config_id())
         if self.path == "manual":
             return None
         callbacks = [
@@ -83,6 +84,13 @@ class ProjectCLI(LightningCLI):
         return super().instantiate_trainer(
             default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, **kwargs
         )
+
+    def config_id(self) -> str:
+        """A short hash of what decides the result: both paths run with one config share it (the wandb group)."""
+        config = self.config.clone()
+        for key in ("config", "logger", "run_root", "ckpt_path"):
+            config.pop(key, None)
+        return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
     def save_run_config(self) -> None:
         """Write config.yaml into the run directory, as Lightning's SaveConfigCallback does for its path."""

@@ -25,7 +25,11 @@ def new_run_dir(root: str | Path, path: str) -> Path:
 
 
 def build_logger(name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None) -> Logger | None:
-    """The experiment logger of one run. ``path`` is "lightning" or "manual"; wandb shows it as the job type."""
+    """The experiment logger of one run.
+
+    wandb shows ``path`` ("lightning" or "manual") as the job type and ``group`` as the group: runs of
+    one config share a group, so the two paths sit side by side.
+    """
     if name == "none":
         return None
     if name == "csv":
