@@ -27,12 +27,5 @@ def quick_args(tmp_path, data_dir) -> list[str]:
 {%- if ds == "cifar10" %}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def accept_fake_cifar():
-    """torchvision checks CIFAR-10's files against their MD5 sums; the tiny fakes pass on existence alone."""
-    import torchvision.datasets.cifar as cifar
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
-        yield
+fake_data.accept_fake_files()
 {%- endif %}

@@ -65,3 +65,24 @@ def write(data_dir: Path) -> Path:
             Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{index}.png")
     return data_dir
 {%- endif %}
+
+
+def accept_fake_files() -> None:
+    """{{ "torchvision checks CIFAR-10's files against their MD5 sums; the tiny fakes pass on existence alone." if ds == "cifar10" else "Nothing to relax: torchvision checks these files' existence only." }}"""
+{%- if ds == "cifar10" %}
+    import os
+
+    import torchvision.datasets.cifar as cifar
+
+    cifar.check_integrity = lambda path, md5=None: os.path.isfile(path)
+{%- endif %}
+
+
+if __name__ == "__main__":
+    # python tests/fake_data.py ENTRY.py ARGS...: run an entry point on the fake files, in a fresh process
+    import runpy
+    import sys
+
+    accept_fake_files()
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")

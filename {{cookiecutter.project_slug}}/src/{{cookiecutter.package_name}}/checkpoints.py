@@ -21,6 +21,31 @@ def save_checkpoint(state: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """The random state that training draws on (dropout; augmentation in the main process), to save."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resolve(ckpt_path: str, run_root: str | Path, path: str) -> Path:
+    """``last`` means the newest last checkpoint of this path under run_root; anything else is a file path."""
+    if ckpt_path != "last":
+        return Path(ckpt_path)
+    suffix = ".ckpt" if path == "lightning" else ".pt"
+    found = sorted(Path(run_root).glob(f"*-{path}*/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CheckpointError(f"--ckpt_path last: no {path} run with checkpoints/last{suffix} under {run_root}")
+    return found[-1]
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint of plain tensors and numbers (``weights_only=True``: no code is unpickled)."""
     path = Path(path)

@@ -53,7 +53,9 @@ class ProjectCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--logger", type=LoggerName, default={{ cookiecutter.logger | tojson }}, help="Experiment logger.")
         parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
-        parser.add_argument("--ckpt_path", type=str | None, default=None, help="A checkpoint to resume or read.")
+        parser.add_argument(
+            "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
+        )
         # The data decides the class count and the channels; the network and the metrics follow.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")

@@ -7,9 +7,12 @@ Both training paths read their batches from this DataModule, so a transform, a s
 rule is written once here and serves Lightning's Trainer and the hand-written loop alike.
 """
 
-{% if ds == "image_folder" %}from pathlib import Path
+from collections.abc import Iterator
+{%- if ds == "image_folder" %}
+from pathlib import Path
+{%- endif %}
 
-{% endif %}import lightning as L
+import lightning as L
 import torch
 import torch.distributed as dist
 from PIL import Image
@@ -151,9 +154,9 @@ def class_folders(root: Path) -> list[str]:
     return names
 
 
-def open_folder(path: Path, transform: v2.Transform | None = None) -> ImageFolder:
+def open_folder(path: Path) -> ImageFolder:
     try:
-        return ImageFolder(str(path), transform=transform, allow_empty=False)
+        return ImageFolder(str(path), allow_empty=False)
     except (FileNotFoundError, OSError) as error:
         raise DataError(f"{path} is not a usable image folder: {error}") from error
 
@@ -161,15 +164,15 @@ def open_folder(path: Path, transform: v2.Transform | None = None) -> ImageFolde
 class Transformed(Dataset):
     """A view of a dataset with its own transform, so train and val can share one folder."""
 
-    def __init__(self, dataset: Dataset, transform: v2.Transform) -> None:
-        self.dataset, self.transform = dataset, transform
+    def __init__(self, dataset: Dataset, transform: v2.Transform, seed: int) -> None:
+        self.dataset, self.transform, self.seed = dataset, transform, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        image, label = self.dataset[index]
-        return self.transform(image), label
+    def __getitem__(self, key: int | tuple[int, int]):
+        image, label = self.dataset[key[0] if isinstance(key, tuple) else key]
+        return seeded(self.transform, image, self.seed, key), label
 {%- endif %}
 {%- if tensors %}
 
@@ -182,17 +185,25 @@ class TensorImages(Dataset):
     """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform, augment: v2.Transform | None = None
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        transform: v2.Transform,
+        augment: v2.Transform | None = None,
+        seed: int = 0,
     ) -> None:
         self.images = transform(images)  # uint8 (N, C, H, W) -> float32 (N, C, H, W)
-        self.labels, self.augment = labels, augment
+        self.labels, self.augment, self.seed = labels, augment, seed
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = key[0] if isinstance(key, tuple) else key
         image = self.images[index]
-        return (self.augment(image) if self.augment else image), self.labels[index]
+        if self.augment is not None:
+            image = seeded(self.augment, image, self.seed, key)
+        return image, self.labels[index]
 {%- endif %}
 
 
@@ -214,6 +225,22 @@ class EpochSeededSampler(DistributedSampler):
             shuffle=True,
             seed=seed,
         )
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        # (index, epoch): the dataset seeds a sample's random augmentation with both
+        return ((index, self.epoch) for index in super().__iter__())
+
+
+def seeded(transform: v2.Transform, image, seed: int, key: int | tuple[int, int]):
+    """Apply a random transform with the RNG seeded by (seed, epoch, index) for this one sample.
+
+    Augmentation is then a function of the sample and the epoch alone: the same in both paths, in any
+    worker, and after a resume, whenever the loader happens to start its workers.
+    """
+    index, epoch = key if isinstance(key, tuple) else (key, 0)
+    with torch.random.fork_rng(devices=[]):  # the global RNG, which dropout uses, is left untouched
+        torch.manual_seed(hash((seed, epoch, index)) & 0xFFFF_FFFF_FFFF)
+        return transform(image)
 
 
 class DataModule(L.LightningDataModule):
@@ -264,6 +291,7 @@ class DataModule(L.LightningDataModule):
         self.input_shape = (3, image_size, image_size)  # (C, H, W)
 {%- endif %}
         self.splits: dict[str, Dataset] = {}
+        self.first_epoch = 0
 
     @property
     def num_classes(self) -> int:
@@ -299,7 +327,7 @@ class DataModule(L.LightningDataModule):
         self.indices = dict(zip(("train", "val"), (part.indices for part in parts), strict=True))
 {%- endif %}
         self.splits = {
-            name: TensorImages(images[idx], labels[idx], self.transform, augment if name == "train" else None)
+            name: TensorImages(images[idx], labels[idx], self.transform, augment if name == "train" else None, hp.seed)
             for name, idx in self.indices.items()
         }
 {%- if not one_set %}
@@ -307,22 +335,20 @@ class DataModule(L.LightningDataModule):
 {%- endif %}
 {%- else %}
         root = Path(hp.data_dir)
+        names, transforms = ("train", "val", "test"), (self.train_transform, self.transform, self.transform)
         if (root / "train").is_dir():
-            self.splits = {
-                "train": open_folder(root / "train", self.train_transform),
-                "val": open_folder(root / "val", self.transform),
-            }
             test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-            self.splits["test"] = open_folder(test_dir, self.transform)
-            for name, split in self.splits.items():
-                if split.classes != self.class_names:
-                    raise DataError(f"{root}/{name} has classes {split.classes}, train has {self.class_names}")
+            parts = [open_folder(folder) for folder in (root / "train", root / "val", test_dir)]
+            for name, part in zip(names, parts, strict=True):
+                if part.classes != self.class_names:
+                    raise DataError(f"{root}/{name} has classes {part.classes}, train has {self.class_names}")
         else:
             fractions = [1 - hp.val_fraction - hp.test_fraction, hp.val_fraction, hp.test_fraction]
             parts = random_split(open_folder(root), fractions, generator=generator)
-            transforms = (self.train_transform, self.transform, self.transform)
-            names = ("train", "val", "test")
-            self.splits = {name: Transformed(part, tf) for name, part, tf in zip(names, parts, transforms, strict=True)}
+        self.splits = {
+            name: Transformed(part, transform, hp.seed)
+            for name, part, transform in zip(names, parts, transforms, strict=True)
+        }
 {%- endif %}
 
     def predict_transform(self, image: Image.Image) -> torch.Tensor:
@@ -336,8 +362,18 @@ class DataModule(L.LightningDataModule):
 {%- endif %}
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededSampler(self.splits["train"], seed=self.hparams.seed)
+        sampler = EpochSeededSampler(self.splits["train"], self.hparams.seed)
+        # Lightning makes a fit's first iterator before it calls set_epoch, and loader workers take their
+        # first indices then: start at the epoch a resumed run starts with (0 otherwise).
+        sampler.set_epoch(self.first_epoch)
         return self._loader("train", sampler=sampler)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in Lightning's checkpoints at the end of an epoch: the epoch a resumed run starts with."""
+        return {"first_epoch": self.trainer.current_epoch + 1 if self.trainer is not None else 0}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.first_epoch = state_dict["first_epoch"]
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

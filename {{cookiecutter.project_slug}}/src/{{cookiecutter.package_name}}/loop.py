@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoints import save_checkpoint
+from .checkpoints import rng_state, save_checkpoint, set_rng_state
 from .recipe import Metrics, loss_fn
 
 
@@ -61,12 +61,24 @@ def fit(
     loggers: list[Logger],
     ckpt_dir: Path,
     progress_bar: bool = True,
+    start: dict | None = None,
 ) -> list[dict[str, float]]:
-    """Train for ``epochs`` epochs, validating after each; return the per-epoch metrics."""
+    """Train for ``epochs`` epochs, validating after each; return the per-epoch metrics.
+
+    ``start`` is a checkpoint of this loop to resume from: the epoch after the one it ended.
+    """
     net.to(device)
     train_metrics, val_metrics = Metrics(num_classes).to(device), Metrics(num_classes).to(device)
-    history, best_acc, steps = [], -1.0, 0
-    for epoch in range(epochs):
+    history, best_acc, steps, first_epoch = [], -1.0, 0, 0
+    if start is not None:
+        net.load_state_dict(start["net"])
+        optimizer.load_state_dict(start["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(start["scheduler"])
+        # best.pt starts afresh in the new run directory, as Lightning's ModelCheckpoint does in a new dirpath
+        steps, first_epoch = start["steps"], start["epoch"] + 1
+        set_rng_state(start["rng_state"])  # last: nothing may draw between this and the first step
+    for epoch in range(first_epoch, epochs):
         # Seeds this epoch's shuffle with seed + epoch: the order Lightning's Trainer sees too.
         train_loader.sampler.set_epoch(epoch)
         train = train_one_epoch(net, train_loader, optimizer, device, train_metrics, epoch, progress_bar)
@@ -78,16 +90,18 @@ def fit(
         history.append(row)
         for logger in loggers:
             logger.log_metrics(row, step=steps)
+        improved, best_acc = val["acc"] > best_acc, max(best_acc, val["acc"])  # strictly, as ModelCheckpoint
         state = {
             "epoch": epoch,
+            "steps": steps,
             "net": net.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler else None,
             "val_acc": val["acc"],
+            "rng_state": rng_state(),
         }
-        save_checkpoint(state, ckpt_dir / "last.pt")
-        if val["acc"] > best_acc:
-            best_acc = val["acc"]
+        save_checkpoint(state, ckpt_dir / "last.pt")  # everything needed to resume after this epoch
+        if improved:
             save_checkpoint(state, ckpt_dir / "best.pt")
         print(f"epoch {epoch}: train/loss {train['loss']:.4f}  val/loss {val['loss']:.4f}  val/acc {val['acc']:.4f}")
     return history

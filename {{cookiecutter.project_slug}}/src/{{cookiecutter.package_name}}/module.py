@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from .checkpoints import rng_state, set_rng_state
 from .recipe import Metrics, SchedulerName, build_optimizer, loss_fn
 
 STAGES = ("train", "val", "test")
@@ -66,6 +67,14 @@ class Classifier(L.LightningModule):
             return optimizer
         lr_scheduler = {"scheduler": scheduler, "interval": "epoch"}  # stepped after each epoch's validation
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+
+    # The random state travels in the checkpoint: a resumed run draws the dropout masks it would have drawn.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_state" in checkpoint:
+            set_rng_state(checkpoint["rng_state"])
 
     # Metrics are updated every step and logged once per epoch: no self.log and no host sync per step.
     def on_train_epoch_end(self) -> None:

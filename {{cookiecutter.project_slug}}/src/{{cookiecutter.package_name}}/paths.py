@@ -4,6 +4,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from torch import nn
 
+from .checkpoints import CheckpointError, read_checkpoint, resolve
 from .cli import ProjectCLI
 from .loop import evaluate, fit
 from .recipe import Metrics, build_optimizer
@@ -14,7 +15,10 @@ def run_lightning(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logge
     """Trainer.fit, then Trainer.test on the best checkpoint. Returns the network and the test metrics."""
     trainer = cli.trainer
     trainer.loggers = [*trainer.loggers, *extra_loggers]
-    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    ckpt_path = cli.config.ckpt_path and resolve(cli.config.ckpt_path, cli.config.run_root, "lightning")
+    if ckpt_path:
+        read_checkpoint(ckpt_path)  # a missing or corrupt file fails here, in one line
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
     results = {"net": cli.model.net, "run_dir": cli.run_dir, "test": None}
     if test:
         best = trainer.checkpoint_callback.best_model_path or None  # none under fast_dev_run
@@ -38,6 +42,11 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     for logger in loggers:
         logger.log_hyperparams(cli.config.as_dict())
     ckpt_dir = cli.run_dir / "checkpoints"
+    start = None
+    if cli.config.ckpt_path:
+        start = read_checkpoint(resolve(cli.config.ckpt_path, cli.config.run_root, "manual"))
+        if "optimizer" not in start:
+            raise CheckpointError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
     progress_bar = cli.config.trainer.enable_progress_bar is not False
     fit(
         net,
@@ -51,6 +60,7 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
         loggers,
         ckpt_dir,
         progress_bar,
+        start,
     )
     results = {"net": net, "run_dir": cli.run_dir, "test": None}
     if test:
