@@ -73,13 +73,14 @@ class ProjectCLI(LightningCLI):
             self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path, self.config_id())
         if self.path == "manual":
             return None
-        callbacks = [
-            *(self.config_init.trainer.callbacks or []),
-            # best.ckpt by validation accuracy, and last.ckpt to resume from
-            ModelCheckpoint(
-                dirpath=self.run_dir / "checkpoints", filename="best", monitor="val/acc", mode="max", save_last=True
-            ),
-        ]
+        ckpt_dir = self.run_dir / "checkpoints"
+        # best.ckpt by validation accuracy, for the test at the end
+        self.best_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max")
+        # last.ckpt after every epoch, to resume from (save_last=True rewrites it only when best.ckpt improves)
+        last = ModelCheckpoint(
+            dirpath=ckpt_dir, filename="last", enable_version_counter=False, save_on_train_epoch_end=False
+        )
+        callbacks = [*(self.config_init.trainer.callbacks or []), self.best_checkpoint, last]
         if self.config.trainer.enable_progress_bar is not False:
             # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
             callbacks.append(TQDMProgressBar(refresh_rate=20))

@@ -21,7 +21,7 @@ def run_lightning(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logge
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
     results = {"net": cli.model.net, "run_dir": cli.run_dir, "test": None}
     if test:
-        best = trainer.checkpoint_callback.best_model_path or None  # none under fast_dev_run
+        best = cli.best_checkpoint.best_model_path or None  # none under fast_dev_run
         metrics = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
         results["test"] = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}
     close_logger(cli.logger)
