@@ -249,7 +249,7 @@ class DataModule(L.LightningDataModule):
     Args:
         data_dir: {{ "unused: the digits are embedded." if ds == "digits" else "where the data lives" + (" (downloaded there when missing)." if ds != "image_folder" else ".") }}
         batch_size: samples per batch, for every split.
-        num_workers: loader worker processes; 0 loads in the main process.{{ "" if ds == "digits" else " Random augmentation runs\n            in the workers, on their own seeds, so it never draws on the RNG that dropout uses." }}
+        num_workers: loader worker processes; 0 loads in the main process.
         val_fraction: share of the {{ "samples" if one_set or ds == "image_folder" else "training samples" }} held out for validation.
 {%- if one_set or ds == "image_folder" %}
         test_fraction: share of the samples held out for the final test{{ " (one folder only)" if ds == "image_folder" }}.
