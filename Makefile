@@ -24,7 +24,8 @@ $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/p
 	rm -rf $(DEPS)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/wandb . > /dev/null
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/tensorboard . logger=tensorboard > /dev/null
-	$(PIP) install --quiet $(DEPS)/wandb/digits-classifier[dev] $(DEPS)/tensorboard/digits-classifier[dev]
+	$(PIP) install --quiet $(DEPS)/wandb/digits-classifier[dev]
+	$(PIP) install --quiet $(DEPS)/tensorboard/digits-classifier[dev]  # same name: replaces it, adds tensorboard
 	$(PIP) uninstall --quiet --yes digits-classifier  # keep the deps, drop the scratch package
 	touch $@
 
