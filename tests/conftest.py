@@ -25,11 +25,11 @@ def bake_cli(output_dir: Path, **context: str) -> subprocess.CompletedProcess:
     )
 
 
-def run_project_tests(project: Path) -> subprocess.CompletedProcess:
+def run_project_tests(project: Path, *pytest_args: str) -> subprocess.CompletedProcess:
     """Run a baked project's own test suite in a subprocess, offline."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ def final_weights(results: dict, name: str) -> dict[str, torch.Tensor]:
     return network_weights(torch.load(results["run_dir"] / "checkpoints" / name, weights_only=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["lightning", "manual"])
 def test_sigkill_mid_run_then_resume_ends_bit_identical(tmp_path, data_dir, path):
     module, script, last = ENTRIES[path]
