@@ -4,7 +4,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from torch import nn
 
-from .checkpoints import CheckpointError, read_checkpoint, resolve
+from .checkpoints import CheckpointError, load_weights, read_checkpoint, resolve
 from .cli import ProjectCLI
 from .loop import evaluate, fit
 from .recipe import Metrics, build_optimizer
@@ -65,7 +65,7 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     results = {"net": net, "run_dir": cli.run_dir, "test": None}
     if test:
         # Test the best epoch's weights, as Trainer.test(ckpt_path="best") does.
-        net.load_state_dict(torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)["net"])
+        load_weights(net, ckpt_dir / "best.pt")
         data.setup("test")
         results["test"] = evaluate(net, data.test_dataloader(), device, Metrics(data.num_classes).to(device))
         for logger in loggers:
