@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, bake, run_project_tests
+from conftest import TEMPLATE, bake, bake_cli, run_project_tests
 
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATASETS, LOGGERS = CONTEXT["dataset"], CONTEXT["logger"]
@@ -61,6 +61,21 @@ def test_awkward_name_bakes_into_valid_names(tmp_path):
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert meta["authors"] == [{"name": 'Zoë "Z" O\'Neil'}]
     assert "Ünïcödé" in (project / "README.md").read_text(encoding="utf-8")
+    for source in project.rglob("*.py"):
+        compile(source.read_text(encoding="utf-8"), str(source), "exec")
+
+
+BRACED = "My {{ app }} {% raw %} {{ 7 * 7 }} Net"
+
+
+@pytest.mark.parametrize("baker", [bake, bake_cli])
+def test_jinja_braces_in_the_name_are_kept_as_text(tmp_path, baker):
+    # cookiecutter renders --no-input answers as templates; local_extensions.LiteralAnswers keeps them text.
+    result = baker(tmp_path, project_name=BRACED)
+    assert getattr(result, "returncode", 0) == 0, getattr(result, "stderr", "")
+    project = tmp_path / "my-app-raw-7-7-net"
+    assert (project / "README.md").read_text(encoding="utf-8").startswith(f"# {BRACED}\n")
+    assert tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"] == project.name
     for source in project.rglob("*.py"):
         compile(source.read_text(encoding="utf-8"), str(source), "exec")
 
