@@ -14,6 +14,7 @@ import evaluate
 import predict
 import train
 import train_manual
+from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
 from {{ cookiecutter.package_name }}.data import DataModule{{ "" if cookiecutter.dataset == "image_folder" else ", load_images" }}
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
@@ -59,7 +60,8 @@ def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     results = train_manual.main([*quick_args, "--trainer.max_epochs", "1"])
     assert 0 <= results["test"]["acc"] <= 1
     ckpt = torch.load(results["run_dir"] / "checkpoints" / "last.pt", weights_only=True)
-    assert ckpt["epoch"] == 0 and (results["run_dir"] / "checkpoints" / "best.pt").exists()
+    assert (ckpt["next_epoch"], ckpt["next_batch"]) == (1, 0)  # resume with epoch 1
+    assert (results["run_dir"] / "checkpoints" / "best.pt").exists()
     assert (results["run_dir"] / "config.yaml").is_file()
 
 
@@ -148,3 +150,19 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path, env, offline):
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     assert wandb_should_go_offline() is offline
+
+
+def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_path):
+    steps = []
+    for entry in (train, train_manual):
+        run_root = tmp_path / entry.__name__
+        args = [*quick_args, "--run_root", str(run_root), "--model.lr", "1e30", "--save_every_n_steps", "1"]
+        with pytest.raises(SystemExit) as exit_info, clear_errors():  # what `python train.py ...` runs
+            entry.main(args)
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert exit_info.value.code == 2 and len(errors) == 1 and "--model.lr" in errors[0], errors
+        steps.append(int(errors[0].split(" at step ")[1].split(";")[0]))
+        for checkpoint in run_root.rglob("checkpoints/*"):  # none holds weights spoiled by the NaN
+            weights = network_weights(torch.load(checkpoint, weights_only=True))
+            assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
+    assert steps[0] == steps[1] > 0

@@ -1,4 +1,4 @@
-"""A run killed at a random point and resumed from its last checkpoint ends with the weights of an uninterrupted run."""
+"""A run stopped between two checkpoints and resumed from the last one ends as an uninterrupted one, bit for bit."""
 
 import os
 import random
@@ -14,33 +14,42 @@ import torch
 import train
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
+from {{ cookiecutter.package_name }}.loop import Run
 
 from conftest import QUICK
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = {"lightning": (train, "train.py", "last.ckpt"), "manual": (train_manual, "train_manual.py", "last.pt")}
+# The manual loop also saves every 5 steps, so most of its checkpoints fall mid-epoch.
+ENTRIES = {
+    "lightning": (train, "train.py", "last.ckpt", []),
+    "manual": (train_manual, "train_manual.py", "last.pt", ["--save_every_n_steps", "5"]),
+}
 EPOCHS = 4
 
 
-def epochs_done(run_root: Path, name: str) -> int:
-    """Epochs the run's last checkpoint has finished, or 0 while there is none (writes are atomic)."""
-    try:
-        return torch.load(next(run_root.glob(f"*/checkpoints/{name}")), weights_only=True)["epoch"] + 1
-    except (StopIteration, FileNotFoundError, RuntimeError, EOFError):
-        return 0
+def steps_saved(checkpoint: Path) -> int:
+    """Optimizer steps done when the checkpoint was written (in either path's format)."""
+    state = torch.load(checkpoint, weights_only=True)
+    return state["steps"] if "steps" in state else state["global_step"]
 
 
 def final_weights(results: dict, name: str) -> dict[str, torch.Tensor]:
-    """The network after the last epoch (the entries hand back the best epoch's, which they test)."""
+    """The network after the last step (the entries hand back the best epoch's, which they test)."""
     return network_weights(torch.load(results["run_dir"] / "checkpoints" / name, weights_only=True))
+
+
+def assert_identical(resumed: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["lightning", "manual"])
-def test_sigkill_mid_run_then_resume_ends_bit_identical(tmp_path, data_dir, path):
-    module, script, last = ENTRIES[path]
-    args = [*QUICK, "--data.data_dir", data_dir, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", "16"]
-    reference = final_weights(module.main([*args, "--run_root", str(tmp_path / "reference")]), last)
+def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data_dir, path):
+    module, script, last, own = ENTRIES[path]
+    args = [*QUICK, *own, "--data.data_dir", data_dir, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", "16"]
+    reference_run = module.main([*args, "--run_root", str(tmp_path / "reference")])
+    reference, total = final_weights(reference_run, last), steps_saved(reference_run["run_dir"] / "checkpoints" / last)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     killed_root = tmp_path / "killed"
@@ -48,18 +57,39 @@ def test_sigkill_mid_run_then_resume_ends_bit_identical(tmp_path, data_dir, path
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while epochs_done(killed_root, last) < 1:
+        while not list(killed_root.glob(f"*/checkpoints/{last}")):  # written atomically: there means whole
             assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
             time.sleep(0.02)
-        time.sleep(random.uniform(0.0, 0.3))  # somewhere in a later epoch, between two checkpoints
+        time.sleep(random.uniform(0.0, 0.3))  # somewhere later, most likely between two checkpoints
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait(timeout=30)
     checkpoint = next(killed_root.glob(f"*/checkpoints/{last}"))
-    done = epochs_done(killed_root, last)
-    assert 1 <= done < EPOCHS, f"the kill came after {done} epochs"
-    resumed = final_weights(module.main([*args, "--run_root", str(killed_root), "--ckpt_path", "last"]), last)
-    assert resumed.keys() == reference.keys()
-    assert all(torch.equal(resumed[k], reference[k]) for k in reference), f"resumed after {done} epochs"
+    saved = steps_saved(checkpoint)
+    assert 0 < saved < total, f"the kill came after step {saved} of {total}"
+    resumed = module.main([*args, "--run_root", str(killed_root), "--ckpt_path", "last"])
+    assert_identical(final_weights(resumed, last), reference)
     assert not all(torch.equal(v, reference[k]) for k, v in network_weights(torch.load(checkpoint)).items())
+
+
+def test_manual_loop_interrupted_mid_epoch_repeats_the_lost_steps(tmp_path, data_dir, monkeypatch):
+    args = [*QUICK, "--data.data_dir", data_dir, "--trainer.max_epochs", "2", "--data.batch_size", "16"]
+    args += ["--save_every_n_steps", "3"]
+    reference = final_weights(train_manual.main([*args, "--run_root", str(tmp_path / "reference")]), "last.pt")
+
+    after_step = Run.after_step
+
+    def crash_at_step_5(run: Run, loss: torch.Tensor) -> None:
+        after_step(run, loss)
+        if run.step == 5:  # two steps after the checkpoint at step 3
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "after_step", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train_manual.main([*args, "--run_root", str(tmp_path / "killed")])
+    monkeypatch.undo()
+    checkpoint = torch.load(next((tmp_path / "killed").glob("*/checkpoints/last.pt")), weights_only=True)
+    assert (checkpoint["next_epoch"], checkpoint["next_batch"], checkpoint["steps"]) == (0, 3, 3)
+    resumed = train_manual.main([*args, "--run_root", str(tmp_path / "killed"), "--ckpt_path", "last"])
+    assert_identical(final_weights(resumed, "last.pt"), reference)

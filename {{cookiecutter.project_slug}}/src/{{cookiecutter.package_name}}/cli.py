@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import Logger
 from .checkpoints import CheckpointError
 from .data import DataError, DataModule
 from .module import Classifier
+from .recipe import NonFiniteLossError
 from .runs import LoggerName, build_logger, new_run_dir
 
 PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
@@ -56,6 +57,12 @@ class ProjectCLI(LightningCLI):
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
         )
+        parser.add_argument(
+            "--save_every_n_steps",
+            type=int,
+            default=200,
+            help="The manual loop also writes last.pt every N steps (0: only at epoch ends, as Lightning does).",
+        )
         # The data decides the class count and the channels; the network and the metrics follow.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
@@ -91,7 +98,7 @@ class ProjectCLI(LightningCLI):
     def config_id(self) -> str:
         """A short hash of what decides the result: both paths run with one config share it (the wandb group)."""
         config = self.config.clone()
-        for key in ("config", "logger", "run_root", "ckpt_path"):
+        for key in ("config", "logger", "run_root", "ckpt_path", "save_every_n_steps"):
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
@@ -117,6 +124,6 @@ def clear_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback."""
     try:
         yield
-    except (DataError, CheckpointError) as error:
+    except (DataError, CheckpointError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -29,7 +29,7 @@ class TimedLoader:
     """
 
     def __init__(self, loader: torch.utils.data.DataLoader) -> None:
-        self.loader, self.sampler, self.stamps = loader, loader.sampler, []
+        self.loader, self.sampler, self.batch_size, self.stamps = loader, loader.sampler, loader.batch_size, []
 
     def __len__(self) -> int:
         return len(self.loader)

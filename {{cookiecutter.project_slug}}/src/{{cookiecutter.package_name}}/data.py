@@ -7,6 +7,7 @@ Both training paths read their batches from this DataModule, so a transform, a s
 rule is written once here and serves Lightning's Trainer and the hand-written loop alike.
 """
 
+import itertools
 from collections.abc import Iterator
 {%- if ds == "image_folder" %}
 from pathlib import Path
@@ -225,10 +226,19 @@ class EpochSeededSampler(DistributedSampler):
             shuffle=True,
             seed=seed,
         )
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Shuffle for epoch; a run resumed mid-epoch passes start, the samples it already trained on."""
+        super().set_epoch(epoch)
+        self.start = start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         # (index, epoch): the dataset seeds a sample's random augmentation with both
-        return ((index, self.epoch) for index in super().__iter__())
+        return ((index, self.epoch) for index in itertools.islice(super().__iter__(), self.start, None))
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
 
 
 def seeded(transform: v2.Transform, image, seed: int, key: int | tuple[int, int]):

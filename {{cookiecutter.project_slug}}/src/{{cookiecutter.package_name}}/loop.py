@@ -15,7 +15,61 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoints import rng_state, save_checkpoint, set_rng_state
-from .recipe import Metrics, loss_fn
+from .recipe import FiniteLossCheck, Metrics, loss_fn
+
+
+class Run:
+    """The loop's bookkeeping: where it is, the check on the loss, and the checkpoint that resumes it.
+
+    A checkpoint holds everything the next step depends on (weights, optimizer, scheduler, the epoch's
+    running metrics, the random state) and the position of that step, so a resumed run takes exactly
+    the steps the interrupted one would have taken.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: LRScheduler | None,
+        train_metrics: Metrics,
+        ckpt_dir: Path,
+        save_every_n_steps: int = 0,
+    ) -> None:
+        self.net, self.optimizer, self.scheduler, self.train_metrics = net, optimizer, scheduler, train_metrics
+        self.ckpt_dir, self.save_every_n_steps = ckpt_dir, save_every_n_steps
+        self.epoch, self.batch, self.step = 0, 0, 0  # the current epoch, batches done in it, steps done in all
+        self.loss_check = FiniteLossCheck()
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        """Count the step, stop at a NaN or inf loss, and save last.pt every ``save_every_n_steps`` steps."""
+        self.batch, self.step = self.batch + 1, self.step + 1
+        self.loss_check.check(loss, self.step)
+        if self.save_every_n_steps and self.step % self.save_every_n_steps == 0:
+            self.save("last.pt")
+
+    def save(self, name: str, **extra: float) -> None:
+        self.loss_check.flush()  # never save weights that a NaN loss has spoiled
+        state = {
+            "next_epoch": self.epoch,  # where the resumed run starts: this epoch, after this many batches
+            "next_batch": self.batch,
+            "steps": self.step,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "train_metrics": self.train_metrics.state_dict(),
+            "rng_state": rng_state(),
+            **extra,
+        }
+        save_checkpoint(state, self.ckpt_dir / name)
+
+    def restore(self, checkpoint: dict) -> None:
+        self.net.load_state_dict(checkpoint["net"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.train_metrics.load_state_dict(checkpoint["train_metrics"])
+        self.epoch, self.batch, self.step = checkpoint["next_epoch"], checkpoint["next_batch"], checkpoint["steps"]
+        set_rng_state(checkpoint["rng_state"])  # last: nothing may draw between this and the next step
 
 
 def train_one_epoch(
@@ -24,11 +78,11 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     metrics: Metrics,
-    epoch: int,
+    run: Run,
     progress_bar: bool = True,
 ) -> dict[str, float]:
     net.train()  # dropout on
-    for x, y in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar):
+    for x, y in tqdm(loader, desc=f"epoch {run.epoch}", leave=False, disable=not progress_bar):
         x, y = x.to(device), y.to(device)  # 1. move the batch to the device
         optimizer.zero_grad()  # 2. clear the gradients of the last step
         logits = net(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
@@ -36,6 +90,8 @@ def train_one_epoch(
         loss.backward()  # 5. backward: fill every parameter's .grad
         optimizer.step()  # 6. update the weights
         metrics.update(loss, logits, y)
+        run.after_step(loss)  # count it; stop on a NaN loss; every N steps, a checkpoint
+    run.loss_check.flush()
     return _compute_and_reset(metrics)
 
 
@@ -50,60 +106,43 @@ def evaluate(net: nn.Module, loader: DataLoader, device: torch.device, metrics: 
 
 
 def fit(
-    net: nn.Module,
+    run: Run,
     train_loader: DataLoader,
     val_loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: LRScheduler | None,
     epochs: int,
     device: torch.device,
-    num_classes: int,
     loggers: list[Logger],
-    ckpt_dir: Path,
     progress_bar: bool = True,
     start: dict | None = None,
 ) -> list[dict[str, float]]:
     """Train for ``epochs`` epochs, validating after each; return the per-epoch metrics.
 
-    ``start`` is a checkpoint of this loop to resume from: the epoch after the one it ended.
+    ``start`` is a checkpoint of this loop to resume from, at the step after the one it saved.
     """
-    net.to(device)
-    train_metrics, val_metrics = Metrics(num_classes).to(device), Metrics(num_classes).to(device)
-    history, best_acc, steps, first_epoch = [], -1.0, 0, 0
+    net, optimizer, scheduler = run.net.to(device), run.optimizer, run.scheduler
+    run.train_metrics.to(device)
+    val_metrics = Metrics(run.train_metrics.num_classes).to(device)
+    history, best_acc = [], -1.0  # best.pt starts afresh in a new run directory, as ModelCheckpoint's does
     if start is not None:
-        net.load_state_dict(start["net"])
-        optimizer.load_state_dict(start["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(start["scheduler"])
-        # best.pt starts afresh in the new run directory, as Lightning's ModelCheckpoint does in a new dirpath
-        steps, first_epoch = start["steps"], start["epoch"] + 1
-        set_rng_state(start["rng_state"])  # last: nothing may draw between this and the first step
-    for epoch in range(first_epoch, epochs):
-        # Seeds this epoch's shuffle with seed + epoch: the order Lightning's Trainer sees too.
-        train_loader.sampler.set_epoch(epoch)
-        train = train_one_epoch(net, train_loader, optimizer, device, train_metrics, epoch, progress_bar)
+        run.restore(start)
+    while run.epoch < epochs:
+        # Seeds this epoch's shuffle with seed + epoch (the order Lightning's Trainer sees too), and a
+        # run resumed mid-epoch skips the batches it has already trained on.
+        train_loader.sampler.set_epoch(run.epoch, start=run.batch * train_loader.batch_size)
+        train = train_one_epoch(net, train_loader, optimizer, device, run.train_metrics, run, progress_bar)
         val = evaluate(net, val_loader, device, val_metrics)
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
-        steps += len(train_loader)
-        row = {"epoch": epoch, **_prefix("train", train), **_prefix("val", val)}
+        row = {"epoch": run.epoch, **_prefix("train", train), **_prefix("val", val)}
         history.append(row)
         for logger in loggers:
-            logger.log_metrics(row, step=steps)
+            logger.log_metrics(row, step=run.step)
+        print(f"epoch {run.epoch}: " + "  ".join(f"{name} {value:.4f}" for name, value in row.items() if "/" in name))
         improved, best_acc = val["acc"] > best_acc, max(best_acc, val["acc"])  # strictly, as ModelCheckpoint
-        state = {
-            "epoch": epoch,
-            "steps": steps,
-            "net": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler else None,
-            "val_acc": val["acc"],
-            "rng_state": rng_state(),
-        }
-        save_checkpoint(state, ckpt_dir / "last.pt")  # everything needed to resume after this epoch
+        run.epoch, run.batch = run.epoch + 1, 0
+        run.save("last.pt", val_acc=val["acc"])  # everything needed to go on with the next epoch
         if improved:
-            save_checkpoint(state, ckpt_dir / "best.pt")
-        print(f"epoch {epoch}: train/loss {train['loss']:.4f}  val/loss {val['loss']:.4f}  val/acc {val['acc']:.4f}")
+            run.save("best.pt", val_acc=val["acc"])
     return history
 
 

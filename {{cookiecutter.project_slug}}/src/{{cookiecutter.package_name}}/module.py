@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .checkpoints import rng_state, set_rng_state
-from .recipe import Metrics, SchedulerName, build_optimizer, loss_fn
+from .recipe import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn
 
 STAGES = ("train", "val", "test")
 
@@ -41,6 +41,7 @@ class Classifier(L.LightningModule):
         # "train" cannot be a ModuleDict key (it is nn.Module.train), hence one attribute per stage.
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", Metrics(num_classes))
+        self.loss_check = FiniteLossCheck()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -68,8 +69,13 @@ class Classifier(L.LightningModule):
         lr_scheduler = {"scheduler": scheduler, "interval": "epoch"}  # stepped after each epoch's validation
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
+    # A NaN or inf loss stops the run with its step number; the check comes one step late, and before any save.
+    def on_train_batch_end(self, outputs: dict[str, torch.Tensor], batch, batch_idx: int) -> None:
+        self.loss_check.check(outputs["loss"], self.global_step)
+
     # The random state travels in the checkpoint: a resumed run draws the dropout masks it would have drawn.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.loss_check.flush()
         checkpoint["rng_state"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -78,6 +84,7 @@ class Classifier(L.LightningModule):
 
     # Metrics are updated every step and logged once per epoch: no self.log and no host sync per step.
     def on_train_epoch_end(self) -> None:
+        self.loss_check.flush()
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
@@ -95,6 +102,8 @@ class Classifier(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         metrics = getattr(self, f"{stage}_metrics")
+        if not metrics.loss.update_called:
+            return  # a run resumed from an epoch's end checkpoint finishes that epoch without a batch
         values = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
         self.log_dict(values, prog_bar=stage != "train")
         metrics.reset()

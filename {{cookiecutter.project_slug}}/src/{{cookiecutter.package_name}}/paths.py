@@ -6,7 +6,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_weights, read_checkpoint, resolve
 from .cli import ProjectCLI
-from .loop import evaluate, fit
+from .loop import Run, evaluate, fit
 from .recipe import Metrics, build_optimizer
 from .runs import close_logger
 
@@ -42,26 +42,15 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     for logger in loggers:
         logger.log_hyperparams(cli.config.as_dict())
     ckpt_dir = cli.run_dir / "checkpoints"
+    train_metrics = Metrics(data.num_classes, persistent=True)  # in the checkpoint, for a resume mid-epoch
+    run = Run(net, optimizer, scheduler, train_metrics, ckpt_dir, cli.config.save_every_n_steps)
     start = None
     if cli.config.ckpt_path:
         start = read_checkpoint(resolve(cli.config.ckpt_path, cli.config.run_root, "manual"))
         if "optimizer" not in start:
             raise CheckpointError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
     progress_bar = cli.config.trainer.enable_progress_bar is not False
-    fit(
-        net,
-        data.train_dataloader(),
-        data.val_dataloader(),
-        optimizer,
-        scheduler,
-        epochs,
-        device,
-        data.num_classes,
-        loggers,
-        ckpt_dir,
-        progress_bar,
-        start,
-    )
+    fit(run, data.train_dataloader(), data.val_dataloader(), epochs, device, loggers, progress_bar, start)
     results = {"net": net, "run_dir": cli.run_dir, "test": None}
     if test:
         # Test the best epoch's weights, as Trainer.test(ckpt_path="best") does.

@@ -41,10 +41,14 @@ class Metrics(nn.Module):
     the NaN check and the argument validation, which would, are turned off.
     """
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, persistent: bool = False) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.loss = MeanMetric(nan_strategy="disable")
         self.acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)  # plain accuracy
+        # persistent: the running sums go into state_dict(), so a run resumed mid-epoch goes on with them
+        self.loss.persistent(persistent)
+        self.acc.persistent(persistent)
 
     def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         # Weighting by the batch size makes the epoch loss the mean over samples, last batch included.
@@ -57,3 +61,34 @@ class Metrics(nn.Module):
     def reset(self) -> None:
         self.loss.reset()
         self.acc.reset()
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; the entry points print it as one line."""
+
+
+class FiniteLossCheck:
+    """Stops training at the first loss that is NaN or inf, and names its step.
+
+    Each loss is looked at one step late, when the next step has been queued: reading it then does not
+    make a GPU wait for the step just launched. ``flush`` looks at the last one now; call it before
+    anything is saved, so no checkpoint ever holds weights that a NaN loss has spoiled.
+    """
+
+    def __init__(self) -> None:
+        self.pending: tuple[torch.Tensor, int] | None = None
+
+    def check(self, loss: torch.Tensor, step: int) -> None:
+        """``step`` counts optimizer steps from 1, as Lightning's ``global_step`` does once a step is done."""
+        self.flush()
+        self.pending = (loss.detach(), step)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None and not torch.isfinite(pending[0]):
+            loss, step = pending
+            raise NonFiniteLossError(
+                f"the loss is {loss.item()} at step {step}; the run stopped there, and no checkpoint was written "
+                "after it. Lower --model.lr, look for NaN or inf in the data, then resume from an earlier "
+                "checkpoint with --ckpt_path"
+            )
