@@ -19,7 +19,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if not cli.config.ckpt_path:
         raise CheckpointError("pass --ckpt_path, the checkpoint to evaluate")
     net, data = cli.model.net, cli.datamodule
-    load_weights(net, cli.config.ckpt_path)
+    load_weights(net, cli.config.ckpt_path, cli.config.trust_checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data.prepare_data()
     data.setup("test")

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     own, rest = parser.parse_known_args(argv)
     cli = ProjectCLI(path="predict", args=[*rest, "--ckpt_path", own.ckpt_path])
     net, data = cli.model.net.eval(), cli.datamodule
-    load_weights(net, own.ckpt_path)
+    load_weights(net, own.ckpt_path, cli.config.trust_checkpoint)
     rows = []
     for path in image_files(own.inputs):
         with Image.open(path) as image:

@@ -1,3 +1,4 @@
+import argparse
 import csv
 import json
 import os
@@ -166,3 +167,29 @@ def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_pa
             weights = network_weights(torch.load(checkpoint, weights_only=True))
             assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
     assert steps[0] == steps[1] > 0
+
+
+def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp_path, capsys):
+    state = torch.load(trained_runs["manual"] / "checkpoints" / "best.pt", weights_only=True)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({**state, "args": argparse.Namespace(lr=0.1)}, unsafe)  # an object a weights-only load refuses
+    with pytest.raises(SystemExit), clear_errors():
+        evaluate.main(["--ckpt_path", str(unsafe)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "--trust_checkpoint true" in errors[0]
+    assert 0 <= evaluate.main(["--ckpt_path", str(unsafe), "--trust_checkpoint", "true"])["acc"] <= 1
+
+
+BAKED_LOGGER = {{ cookiecutter.logger | tojson }}
+LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.out.tfevents.*", "csv": "metrics.csv"}
+
+
+@pytest.mark.logger
+@pytest.mark.parametrize("entry", [train, train_manual], ids=["lightning", "manual"])
+def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
+    run_dir = entry.main([*quick_args, "--logger", BAKED_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
+    written = sorted(run_dir.glob(LOG_FILES[BAKED_LOGGER])) if BAKED_LOGGER in LOG_FILES else []
+    assert bool(written) == (BAKED_LOGGER != "none"), sorted(run_dir.rglob("*"))
+    if BAKED_LOGGER == "csv":
+        assert "val/acc" in written[0].read_text().splitlines()[0]

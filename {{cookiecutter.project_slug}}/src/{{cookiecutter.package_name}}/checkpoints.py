@@ -46,14 +46,25 @@ def resolve(ckpt_path: str, run_root: str | Path, path: str) -> Path:
     return found[-1]
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint of plain tensors and numbers (``weights_only=True``: no code is unpickled)."""
+def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
+    """Load a checkpoint of plain tensors and numbers (``weights_only=True``: no code is unpickled).
+
+    ``trusted`` (``--trust_checkpoint``) unpickles anything, which can run code from the file: only for
+    checkpoints of your own that hold other Python objects.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: pass the path of a .ckpt (Lightning) or .pt (manual) file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" not in str(error):
+            raise CheckpointError(f"{path} is truncated or not a checkpoint (UnpicklingError)") from error
+        raise CheckpointError(
+            f"{path} holds Python objects besides tensors, which a safe load refuses. Only if you trust where it "
+            "came from, pass --trust_checkpoint true: unpickling can run code (docs/design_decisions.md)"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is truncated or not a checkpoint ({error.__class__.__name__})") from error
 
 
@@ -66,10 +77,10 @@ def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     raise CheckpointError("the checkpoint holds no network weights (neither 'net' nor 'state_dict')")
 
 
-def load_weights(net: nn.Module, path: str | Path) -> None:
+def load_weights(net: nn.Module, path: str | Path, trusted: bool = False) -> None:
     """Load the network weights of a checkpoint from either path into ``net``."""
     try:
-        net.load_state_dict(network_weights(read_checkpoint(path)))
+        net.load_state_dict(network_weights(read_checkpoint(path, trusted)))
     except RuntimeError as error:
         if isinstance(error, CheckpointError):
             raise

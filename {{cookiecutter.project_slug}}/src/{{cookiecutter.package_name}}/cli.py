@@ -58,6 +58,12 @@ class ProjectCLI(LightningCLI):
             "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
         )
         parser.add_argument(
+            "--trust_checkpoint",
+            type=bool,
+            default=False,
+            help="Unpickle any object in --ckpt_path, which can run code: only for a file you trust.",
+        )
+        parser.add_argument(
             "--save_every_n_steps",
             type=int,
             default=200,
@@ -98,7 +104,7 @@ class ProjectCLI(LightningCLI):
     def config_id(self) -> str:
         """A short hash of what decides the result: both paths run with one config share it (the wandb group)."""
         config = self.config.clone()
-        for key in ("config", "logger", "run_root", "ckpt_path", "save_every_n_steps"):
+        for key in ("config", "logger", "run_root", "ckpt_path", "trust_checkpoint", "save_every_n_steps"):
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 

@@ -16,9 +16,10 @@ def run_lightning(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logge
     trainer = cli.trainer
     trainer.loggers = [*trainer.loggers, *extra_loggers]
     ckpt_path = cli.config.ckpt_path and resolve(cli.config.ckpt_path, cli.config.run_root, "lightning")
+    trusted = cli.config.trust_checkpoint
     if ckpt_path:
-        read_checkpoint(ckpt_path)  # a missing or corrupt file fails here, in one line
-    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        read_checkpoint(ckpt_path, trusted)  # a missing, corrupt or unsafe file fails here, in one line
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=not trusted)
     results = {"net": cli.model.net, "run_dir": cli.run_dir, "test": None}
     if test:
         best = cli.best_checkpoint.best_model_path or None  # none under fast_dev_run
@@ -46,7 +47,8 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     run = Run(net, optimizer, scheduler, train_metrics, ckpt_dir, cli.config.save_every_n_steps)
     start = None
     if cli.config.ckpt_path:
-        start = read_checkpoint(resolve(cli.config.ckpt_path, cli.config.run_root, "manual"))
+        path = resolve(cli.config.ckpt_path, cli.config.run_root, "manual")
+        start = read_checkpoint(path, cli.config.trust_checkpoint)
         if "optimizer" not in start:
             raise CheckpointError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
     progress_bar = cli.config.trainer.enable_progress_bar is not False
