@@ -20,7 +20,7 @@ EXPECTED = {
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "loop", "recipe", "cli",
                                           "runs", "paths", "compare", "checkpoints")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "test_data", "test_model", "test_module",
-                                      "test_loop", "test_parity", "test_entries", "test_resume")),
+                                      "test_loop", "test_parity", "test_entries", "test_resume", "test_offline")),
 }
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
