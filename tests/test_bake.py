@@ -16,11 +16,12 @@ PACKAGE = "src/digits_classifier"
 EXPECTED = {
     ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
     "pyproject.toml", "configs/default.yaml", "train.py", "train_manual.py", "compare.py", "evaluate.py",
-    "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md",
+    "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "loop", "recipe", "cli",
-                                          "runs", "paths", "compare", "checkpoints")),
+                                          "runs", "paths", "compare", "checkpoints", "distributed")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "test_data", "test_model", "test_module",
-                                      "test_loop", "test_parity", "test_entries", "test_resume", "test_offline")),
+                                      "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
+                                      "test_distributed")),
 }
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 

@@ -5,6 +5,7 @@ python compare.py --json figures.json      # also the figures as JSON, for CI
 python compare.py --check                  # exit 1 unless the final weights are bit-identical
 python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
 python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
+torchrun --nproc_per_node 2 compare.py --trainer.devices 2 --trainer.strategy ddp   # both on 2 processes
 """
 
 import argparse
@@ -13,6 +14,8 @@ import sys
 import time
 
 _start = time.perf_counter()
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+
 from {{ cookiecutter.package_name }}.cli import clear_errors  # noqa: E402
 from {{ cookiecutter.package_name }}.compare import compare, format_report, plot  # noqa: E402
 
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="run the pair this often for steadier timings")
     own, rest = parser.parse_known_args(argv)
     figures = compare(rest, own.repeats)
+    if rank_zero_only.rank != 0:
+        return 0  # under torchrun every rank ran both paths; rank 0 reports
     figures["import_s"] = IMPORT_S
     print(format_report(figures))
     print(f"imports (torch, lightning, the project): {IMPORT_S:.2f} s")

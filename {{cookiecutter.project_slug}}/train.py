@@ -8,13 +8,14 @@ python train.py --help                            # every option
 
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
 from {{ cookiecutter.package_name }}.paths import run_lightning
+from {{ cookiecutter.package_name }}.runs import say
 
 
 def main(args: list[str] | None = None) -> dict:
     results = run_lightning(ProjectCLI(path="lightning", args=args))
     if results["test"] is not None:
-        print(f"test accuracy: {results['test']['acc']:.4f}")
-    print(f"outputs: {results['run_dir']}")
+        say(f"test accuracy: {results['test']['acc']:.4f}")
+    say(f"outputs: {results['run_dir']}")
     return results
 
 

@@ -9,12 +9,13 @@ Of the trainer options it reads max_epochs; the others belong to Lightning's Tra
 
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
 from {{ cookiecutter.package_name }}.paths import run_manual
+from {{ cookiecutter.package_name }}.runs import say
 
 
 def main(args: list[str] | None = None) -> dict:
     results = run_manual(ProjectCLI(path="manual", args=args))
-    print(f"test accuracy: {results['test']['acc']:.4f}")
-    print(f"outputs: {results['run_dir']}")
+    say(f"test accuracy: {results['test']['acc']:.4f}")
+    say(f"outputs: {results['run_dir']}")
     return results
 
 

@@ -79,10 +79,14 @@ def accept_fake_files() -> None:
 
 
 if __name__ == "__main__":
-    # python tests/fake_data.py ENTRY.py ARGS...: run an entry point on the fake files, in a fresh process
-    import runpy
+    # python tests/fake_data.py ENTRY.py ARGS...: run an entry point on the fake files, in a fresh process.
+    # sys.argv[0] stays this file (runpy would set it to the entry's) and the entry goes into the
+    # environment: the processes that Lightning launches for DDP re-run sys.argv, and come through here too.
+    import os
     import sys
 
     accept_fake_files()
-    sys.argv = sys.argv[1:]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    if len(sys.argv) > 1 and sys.argv[1].endswith(".py"):
+        os.environ["FAKE_DATA_ENTRY"] = os.path.abspath(sys.argv.pop(1))
+    entry = os.environ["FAKE_DATA_ENTRY"]
+    exec(compile(Path(entry).read_text(), entry, "exec"), {"__name__": "__main__", "__file__": entry})

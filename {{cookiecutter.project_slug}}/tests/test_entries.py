@@ -169,15 +169,16 @@ def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_pa
     assert steps[0] == steps[1] > 0
 
 
-def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp_path, capsys):
+def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp_path, capsys, data_dir):
     state = torch.load(trained_runs["manual"] / "checkpoints" / "best.pt", weights_only=True)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({**state, "args": argparse.Namespace(lr=0.1)}, unsafe)  # an object a weights-only load refuses
+    args = ["--ckpt_path", str(unsafe), "--data.data_dir", data_dir]  # outside a run directory: no config.yaml
     with pytest.raises(SystemExit), clear_errors():
-        evaluate.main(["--ckpt_path", str(unsafe)])
+        evaluate.main(args)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "--trust_checkpoint true" in errors[0]
-    assert 0 <= evaluate.main(["--ckpt_path", str(unsafe), "--trust_checkpoint", "true"])["acc"] <= 1
+    assert 0 <= evaluate.main([*args, "--trust_checkpoint", "true"])["acc"] <= 1
 
 
 BAKED_LOGGER = {{ cookiecutter.logger | tojson }}
@@ -193,3 +194,10 @@ def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
     assert bool(written) == (BAKED_LOGGER != "none"), sorted(run_dir.rglob("*"))
     if BAKED_LOGGER == "csv":
         assert "val/acc" in written[0].read_text().splitlines()[0]
+
+
+def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys):
+    with pytest.raises(SystemExit) as exit_info, clear_errors():
+        train_manual.main([*quick_args, "--trainer.precision", "16-mixed"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert exit_info.value.code == 2 and len(errors) == 1 and "bf16-mixed" in errors[0]

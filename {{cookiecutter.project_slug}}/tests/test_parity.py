@@ -1,5 +1,9 @@
 """Lightning's Trainer and the hand-written loop, same config and seed, must end with the same weights."""
 
+import shutil
+
+import pytest
+
 from {{ cookiecutter.package_name }}.compare import compare
 from {{ cookiecutter.package_name }}.data import DataModule
 
@@ -27,3 +31,16 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     lit, man = figures["history"]["lightning"], figures["history"]["manual"]
     assert lit == man  # train loss, val loss, val acc, every epoch
     assert len({row["train/loss"] for row in lit}) == EPOCHS  # the runs really trained and validated
+
+
+def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
+    # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
+    figures = compare([*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"])
+    assert figures["identical"] and figures["same_epoch_metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_network_keeps_the_paths_identical(quick_args):
+    figures = compare([*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"])
+    assert figures["identical"] and figures["same_epoch_metrics"]

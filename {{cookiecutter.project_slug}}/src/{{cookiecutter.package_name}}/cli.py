@@ -15,17 +15,22 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 
 from .checkpoints import CheckpointError
 from .data import DataError, DataModule
 from .module import Classifier
 from .recipe import NonFiniteLossError
-from .runs import LoggerName, build_logger, new_run_dir
+from .runs import LoggerName, build_logger, shared_run_dir
 
 PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
 # configs/ sits at the project root, two levels above this package's src/ directory.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 TRAINING = ("lightning", "manual")  # the paths that train, and so get a run directory and a logger
+
+
+class ConfigError(ValueError):
+    """A combination of options that this project cannot run; the entry points print it as one line."""
 
 
 class ProjectCLI(LightningCLI):
@@ -78,15 +83,19 @@ class ProjectCLI(LightningCLI):
         # Reached once the model and the data exist: the run directory is made only for a valid config.
         if self.path not in TRAINING:
             return None
-        self.run_dir = new_run_dir(self.config.run_root, self.path)
+        # Under DDP every process parses the config; only rank 0 makes the run directory and logs.
+        rank = rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in a single process
+        self.run_dir = shared_run_dir(self.config.run_root, self.path, rank)
         chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
-        if isinstance(chosen, Logger) or chosen is False:
+        if rank != 0:
+            self.logger = None
+        elif isinstance(chosen, Logger) or chosen is False:
             self.logger = chosen or None
         else:
             self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path, self.config_id())
         if self.path == "manual":
             return None
-        ckpt_dir = self.run_dir / "checkpoints"
+        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None  # rank 0's is sent to the others
         # best.ckpt by validation accuracy, for the test at the end
         self.best_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max")
         # last.ckpt after every epoch, to resume from (save_last=True rewrites it only when best.ckpt improves)
@@ -130,6 +139,6 @@ def clear_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback."""
     try:
         yield
-    except (DataError, CheckpointError, NonFiniteLossError) as error:
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -85,7 +85,7 @@ def run_path(path: str, args: list[str]) -> dict:
     loader = {}
     make_loader = cli.datamodule.train_dataloader
     cli.datamodule.train_dataloader = lambda: loader.setdefault("timed", TimedLoader(make_loader()))
-    history = HistoryLogger(cli.run_dir)
+    history = HistoryLogger(cli.run_dir or cli.config.run_root)  # under torchrun only rank 0 has a run_dir
     results = PATHS[path](cli, test=False, extra_loggers=(history,))
     first_batch = loader["timed"].stamps[0][0]
     return {

@@ -241,6 +241,17 @@ class EpochSeededSampler(DistributedSampler):
         return super().__len__() - self.start
 
 
+def shard_in_order(dataset: Dataset) -> DistributedSampler | None:
+    """Under DDP, this rank's share of an evaluation split, unshuffled; None in a single process.
+
+    The sampler Lightning would add itself, made here so the manual loop evaluates on the same shards.
+    It pads the split to a multiple of the world size by repeating a few samples, as Lightning does.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return DistributedSampler(dataset, shuffle=False)
+
+
 def seeded(transform: v2.Transform, image, seed: int, key: int | tuple[int, int]):
     """Apply a random transform with the RNG seeded by (seed, epoch, index) for this one sample.
 
@@ -386,10 +397,10 @@ class DataModule(L.LightningDataModule):
         self.first_epoch = state_dict["first_epoch"]
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._loader("val", sampler=shard_in_order(self.splits["val"]))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test", sampler=shard_in_order(self.splits["test"]))
 
     def _loader(self, split: str, sampler: DistributedSampler | None = None) -> DataLoader:
         workers = self.hparams.num_workers

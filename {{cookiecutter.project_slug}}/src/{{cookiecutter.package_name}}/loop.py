@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoints import rng_state, save_checkpoint, set_rng_state
+from .distributed import rank
 from .recipe import FiniteLossCheck, Metrics, loss_fn
 
 
@@ -37,6 +38,7 @@ class Run:
     ) -> None:
         self.net, self.optimizer, self.scheduler, self.train_metrics = net, optimizer, scheduler, train_metrics
         self.ckpt_dir, self.save_every_n_steps = ckpt_dir, save_every_n_steps
+        self.writes = rank() == 0  # under DDP every rank holds the same weights; rank 0 saves them
         self.epoch, self.batch, self.step = 0, 0, 0  # the current epoch, batches done in it, steps done in all
         self.loss_check = FiniteLossCheck()
 
@@ -49,6 +51,8 @@ class Run:
 
     def save(self, name: str, **extra: float) -> None:
         self.loss_check.flush()  # never save weights that a NaN loss has spoiled
+        if not self.writes:
+            return
         state = {
             "next_epoch": self.epoch,  # where the resumed run starts: this epoch, after this many batches
             "next_batch": self.batch,
@@ -79,14 +83,16 @@ def train_one_epoch(
     device: torch.device,
     metrics: Metrics,
     run: Run,
+    autocast: torch.dtype | None = None,
     progress_bar: bool = True,
 ) -> dict[str, float]:
     net.train()  # dropout on
     for x, y in tqdm(loader, desc=f"epoch {run.epoch}", leave=False, disable=not progress_bar):
         x, y = x.to(device), y.to(device)  # 1. move the batch to the device
         optimizer.zero_grad()  # 2. clear the gradients of the last step
-        logits = net(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
-        loss = loss_fn(logits, y)  # 4. loss
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):  # --trainer.precision
+            logits = net(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
+            loss = loss_fn(logits, y)  # 4. loss
         loss.backward()  # 5. backward: fill every parameter's .grad
         optimizer.step()  # 6. update the weights
         metrics.update(loss, logits, y)
@@ -96,30 +102,37 @@ def train_one_epoch(
 
 
 @torch.no_grad()  # no graph, no gradients: evaluation only reads the weights
-def evaluate(net: nn.Module, loader: DataLoader, device: torch.device, metrics: Metrics) -> dict[str, float]:
+def evaluate(
+    net: nn.Module, loader: DataLoader, device: torch.device, metrics: Metrics, autocast: torch.dtype | None = None
+) -> dict[str, float]:
     net.eval()  # dropout off
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        logits = net(x)
-        metrics.update(loss_fn(logits, y), logits, y)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = net(x)
+            loss = loss_fn(logits, y)
+        metrics.update(loss, logits, y)
     return _compute_and_reset(metrics)
 
 
 def fit(
     run: Run,
+    model: nn.Module,
     train_loader: DataLoader,
     val_loader: DataLoader,
     epochs: int,
     device: torch.device,
     loggers: list[Logger],
+    autocast: torch.dtype | None = None,
     progress_bar: bool = True,
     start: dict | None = None,
 ) -> list[dict[str, float]]:
     """Train for ``epochs`` epochs, validating after each; return the per-epoch metrics.
 
+    ``model`` is what the steps call: ``run.net`` itself, or ``DistributedDataParallel(run.net)``.
     ``start`` is a checkpoint of this loop to resume from, at the step after the one it saved.
     """
-    net, optimizer, scheduler = run.net.to(device), run.optimizer, run.scheduler
+    net, optimizer, scheduler = run.net, run.optimizer, run.scheduler
     run.train_metrics.to(device)
     val_metrics = Metrics(run.train_metrics.num_classes).to(device)
     history, best_acc = [], -1.0  # best.pt starts afresh in a new run directory, as ModelCheckpoint's does
@@ -129,15 +142,16 @@ def fit(
         # Seeds this epoch's shuffle with seed + epoch (the order Lightning's Trainer sees too), and a
         # run resumed mid-epoch skips the batches it has already trained on.
         train_loader.sampler.set_epoch(run.epoch, start=run.batch * train_loader.batch_size)
-        train = train_one_epoch(net, train_loader, optimizer, device, run.train_metrics, run, progress_bar)
-        val = evaluate(net, val_loader, device, val_metrics)
+        train = train_one_epoch(model, train_loader, optimizer, device, run.train_metrics, run, autocast, progress_bar)
+        val = evaluate(net, val_loader, device, val_metrics, autocast)  # metrics: synced across ranks
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
         row = {"epoch": run.epoch, **_prefix("train", train), **_prefix("val", val)}
         history.append(row)
         for logger in loggers:
             logger.log_metrics(row, step=run.step)
-        print(f"epoch {run.epoch}: " + "  ".join(f"{name} {value:.4f}" for name, value in row.items() if "/" in name))
+        if run.writes:
+            print(f"epoch {run.epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
         improved, best_acc = val["acc"] > best_acc, max(best_acc, val["acc"])  # strictly, as ModelCheckpoint
         run.epoch, run.batch = run.epoch + 1, 0
         run.save("last.pt", val_acc=val["acc"])  # everything needed to go on with the next epoch

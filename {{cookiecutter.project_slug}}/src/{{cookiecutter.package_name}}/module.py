@@ -4,14 +4,20 @@ It holds no layers of its own. ``net`` is a plain ``nn.Module`` from ``model.py`
 the hand-written loop trains that same object without this wrapper.
 """
 
+import warnings
+
 import lightning as L
 import torch
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from .checkpoints import rng_state, set_rng_state
 from .recipe import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn
 
 STAGES = ("train", "val", "test")
+# Under DDP Lightning suggests sync_dist=True for epoch-level values. Ours come from torchmetrics'
+# compute(), which has summed the states of all ranks already; averaging them again would only add work.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(", category=PossibleUserWarning)
 
 
 class Classifier(L.LightningModule):
@@ -23,6 +29,8 @@ class Classifier(L.LightningModule):
         lr: AdamW's learning rate.
         weight_decay: AdamW's decoupled weight decay.
         scheduler: the per-epoch LR schedule: ``cosine``, ``step`` or ``none``.
+        compile: compile ``net`` with ``torch.compile`` (in place, so both paths train it compiled and
+            its checkpoints keep their keys). The first steps are slower while it compiles.
     """
 
     def __init__(
@@ -32,12 +40,15 @@ class Classifier(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         scheduler: SchedulerName = "cosine",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         # The network's weights travel in the state dict; under the CLI its class and arguments
         # are saved too, so load_from_checkpoint can rebuild it.
         self.save_hyperparameters(ignore=["net"])
         self.net = net
+        if compile:
+            net.compile()  # the nn.Module, not this LightningModule: the manual loop trains it compiled too
         # "train" cannot be a ModuleDict key (it is nn.Module.train), hence one attribute per stage.
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", Metrics(num_classes))

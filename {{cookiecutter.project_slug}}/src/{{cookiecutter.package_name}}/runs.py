@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 
@@ -22,6 +23,22 @@ def new_run_dir(root: str | Path, path: str) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free run directory for {stem} under {root}")
+
+
+RUN_DIR_VARIABLE = "PROJECT_RUN_DIR"
+
+
+def shared_run_dir(root: str | Path, path: str, rank: int) -> Path | None:
+    """The run directory, made once per run however many processes it has.
+
+    Rank 0 makes it and names it in the environment, which the processes Lightning launches for DDP
+    inherit. Processes started apart (torchrun) get None here; the manual loop sends them rank 0's.
+    """
+    if rank == 0:
+        run_dir = new_run_dir(root, path)
+        os.environ[RUN_DIR_VARIABLE] = str(run_dir)
+        return run_dir
+    return Path(os.environ[RUN_DIR_VARIABLE]) if RUN_DIR_VARIABLE in os.environ else None
 
 
 def build_logger(name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None) -> Logger | None:
@@ -66,6 +83,12 @@ def wandb_should_go_offline() -> bool:
     except (FileNotFoundError, netrc.NetrcParseError):
         auth = None
     return auth is None
+
+
+@rank_zero_only
+def say(*args: object) -> None:
+    """print, on rank 0 alone: the other processes of a DDP run stay quiet."""
+    print(*args)
 
 
 def close_logger(logger: Logger | None) -> None:
