@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
+bench: install
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf build $(VENV)

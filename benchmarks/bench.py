@@ -1,0 +1,120 @@
+"""Bake the default project and measure what Lightning and the input pipeline cost, side by side.
+
+    make bench                          # or: .venv/bin/python benchmarks/bench.py [--repeats 3]
+
+Every row is a ratio of two things measured in the same run, alternating, after warm-up:
+
+    P1  Lightning step time / manual step time, and Lightning's fixed cost per step   goal <= 1.05
+    P2  compute-only step time / manual end-to-end step time (the input pipeline's share)   goal >= 0.95
+    P3  `python train.py --trainer.fast_dev_run true` / `python -c "import lightning, torchvision"`   goal <= 1.6
+
+P1 and P2 are measured at several batch sizes: the fixed costs weigh less as the step grows.
+Extra arguments go to every training run (say --trainer.precision bf16-mixed on a GPU).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--logger", "none", "--trainer.enable_model_summary", "false"]
+
+
+def bake(out: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(ROOT)],
+                   check=True, capture_output=True)
+    return out / "digits-classifier"
+
+
+def python(project: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=capture, text=True,
+                          check=True)
+
+
+def p1(project: Path, batch: int, repeats: int, extra: list[str]) -> dict:
+    """compare.py's own figures: both paths, same config, alternating order, pooled step times."""
+    out = project / f"p1-{batch}.json"
+    python(project, "compare.py", "--repeats", str(repeats), "--json", str(out), "--plot", "",
+           *QUIET, "--data.batch_size", str(batch), "--run_root", "bench-runs", *extra)
+    figures = json.loads(out.read_text())
+    assert figures["identical"], "the two paths no longer end with the same weights"
+    return figures
+
+
+def p2(project: Path, batch: int, repeats: int, extra: list[str]) -> dict:
+    out = project / f"p2-{batch}.json"
+    python(project, str(ROOT / "benchmarks" / "input_cost.py"), "--json", str(out), "--repeats", str(repeats),
+           *QUIET, "--data.batch_size", str(batch), "--run_root", "bench-runs", *extra)
+    return json.loads(out.read_text())
+
+
+def p3(project: Path, repeats: int) -> dict:
+    """Wall time of a whole fast_dev_run, in units of the bare imports; both timed alternately."""
+    commands = {
+        "imports": ["-c", "import lightning, torchvision"],
+        "fast_dev_run": ["train.py", "--trainer.fast_dev_run", "true", "--run_root", "bench-runs"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    python(project, *commands["imports"])  # warm the file cache
+    for _ in range(repeats):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            python(project, *command)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    return {**medians, "ratio": medians["fast_dev_run"] / medians["imports"]}
+
+
+def machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU only, {_cores()} cores"
+    return f"{date.today()}, {platform.machine()}, {device}, torch {torch.__version__}"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[32, 128, 512])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="also write the figures here")
+    own, extra = parser.parse_known_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = bake(Path(tmp))
+        rows = []
+        for batch in own.batch_sizes:
+            figures = p1(project, batch, own.repeats, extra)
+            rows.append(("P1", batch, figures["overhead_ratio"], "<= 1.05", figures["overhead_ratio"] <= 1.05,
+                         f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual "
+                         f"{figures['manual_ms_per_step']:.3f} ms, fixed cost "
+                         f"{figures['lightning_fixed_cost_us_per_step']:+.0f} µs/step"))
+        for batch in own.batch_sizes:
+            figures = p2(project, batch, own.repeats, extra)
+            rows.append(("P2", batch, figures["ratio"], ">= 0.95", figures["ratio"] >= 0.95,
+                         f"compute only {figures['compute_ms']:.3f} ms, end to end {figures['end_to_end_ms']:.3f} ms"))
+        figures = p3(project, own.repeats)
+        rows.append(("P3", 32, figures["ratio"], "<= 1.6", figures["ratio"] <= 1.6,
+                     f"fast_dev_run {figures['fast_dev_run']:.2f} s, imports {figures['imports']:.2f} s"))
+    print(f"machine: {machine()}   repeats: {own.repeats}   extra: {' '.join(extra) or '-'}")
+    print(f"{'row':<4} {'batch':>5} {'ratio':>7}  {'goal':<8} {'met':<4} detail")
+    for name, batch, ratio, goal, met, detail in rows:
+        print(f"{name:<4} {batch:>5} {ratio:>7.3f}  {goal:<8} {'yes' if met else 'NO':<4} {detail}")
+    if own.json:
+        keys = ("row", "batch", "ratio", "goal", "met", "detail")
+        Path(own.json).write_text(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+
+
+if __name__ == "__main__":
+    main()
