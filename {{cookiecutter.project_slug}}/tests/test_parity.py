@@ -40,6 +40,7 @@ def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_network_keeps_the_paths_identical(quick_args):
     figures = compare([*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"])
