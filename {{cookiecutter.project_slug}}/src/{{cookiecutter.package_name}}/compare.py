@@ -110,8 +110,9 @@ def max_abs_weight_diff(a: nn.Module, b: nn.Module) -> tuple[float, bool]:
 def compare(args: list[str], repeats: int = 1) -> dict:
     """Train both paths on ``args`` (the same options train.py takes) and return the side-by-side figures.
 
-    With ``repeats`` > 1 the pair runs again, in alternating order, and the step times of all runs are
-    pooled: on a shared machine one run can land in a slow spell, whichever path it is.
+    With ``repeats`` > 1 the pair runs again, in alternating order. The step times of all runs are
+    pooled for the per-path medians, and the overhead ratio is the median of the pairs' own ratios: on a
+    shared machine one run can land in a slow spell, and a pair run back to back mostly shares it.
     """
     pooled: dict[str, list[dict]] = {path: [] for path in PATHS}
     for repeat in range(repeats):
@@ -123,6 +124,8 @@ def compare(args: list[str], repeats: int = 1) -> dict:
         path: 1000 * statistics.median([t for run in results for t in run["step_times"]])
         for path, results in pooled.items()
     }
+    pairs = zip(pooled["lightning"], pooled["manual"], strict=True)
+    ratios = [statistics.median(lit["step_times"]) / statistics.median(man["step_times"]) for lit, man in pairs]
     keys = ("train/loss", "val/loss", "val/acc")
     history = {path: [{k: row[k] for k in keys} for row in run["history"]] for path, run in runs.items()}
     return {
@@ -132,7 +135,8 @@ def compare(args: list[str], repeats: int = 1) -> dict:
         "max_abs_weight_diff": diff,
         "lightning_ms_per_step": ms["lightning"],
         "manual_ms_per_step": ms["manual"],
-        "overhead_ratio": ms["lightning"] / ms["manual"],
+        "overhead_ratio": statistics.median(ratios),
+        "pair_ratios": ratios,
         "lightning_fixed_cost_us_per_step": 1000 * (ms["lightning"] - ms["manual"]),
         "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
         "repeats": repeats,
@@ -164,7 +168,8 @@ def format_report(figures: dict) -> str:
         f"median time per step ({figures['timed_steps']} steps per path, {figures['repeats']} run(s), "
         f"after {WARMUP_EPOCHS} warm-up epoch each): "
         f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual {figures['manual_ms_per_step']:.3f} ms",
-        f"Lightning overhead: x{figures['overhead_ratio']:.3f}, "
+        f"Lightning overhead: x{figures['overhead_ratio']:.3f} (median of the pairs: "
+        f"{', '.join(f'x{r:.3f}' for r in figures['pair_ratios'])}), "
         f"fixed cost {figures['lightning_fixed_cost_us_per_step']:+.0f} µs per step",
         f"start-up to first batch (after imports): lightning {startup['lightning']:.2f} s, "
         f"manual {startup['manual']:.2f} s",

@@ -276,7 +276,7 @@ class DataModule(L.LightningDataModule):
         test_fraction: share of the samples held out for the final test{{ " (one folder only)" if ds == "image_folder" }}.
 {%- endif %}
         seed: fixes the split and the per-epoch shuffle order.
-        pin_memory: page-lock batches for faster copies to a GPU.
+        pin_memory: page-lock batches for faster, asynchronous copies to a GPU; None: when there is one.
 {%- if ds == "image_folder" %}
         image_size: images are resized and cropped to image_size x image_size.
 {%- endif %}
@@ -292,7 +292,7 @@ class DataModule(L.LightningDataModule):
         test_fraction: float = 0.15,
 {%- endif %}
         seed: int = 42,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
 {%- if ds == "image_folder" %}
         image_size: int = 64,
 {%- endif %}
@@ -409,7 +409,7 @@ class DataModule(L.LightningDataModule):
             batch_size=self.hparams.batch_size,
             sampler=sampler,
             num_workers=workers,
-            pin_memory=self.hparams.pin_memory,
+            pin_memory=torch.cuda.is_available() if self.hparams.pin_memory is None else self.hparams.pin_memory,
             # Workers start afresh each epoch: kept alive, they stalled garbage collection here for 5 s each.
             persistent_workers=False,
             # A loader-owned generator keeps loaders from drawing on the global RNG, which the
