@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
 from torchvision.datasets import ImageFolder
 {%- else %}
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate, random_split
 {%- endif %}
 {%- if ds in ["mnist", "fashion_mnist", "cifar10"] %}
 from torchvision import datasets
@@ -205,6 +205,21 @@ class TensorImages(Dataset):
         if self.augment is not None:
             image = seeded(self.augment, image, self.seed, key)
         return image, self.labels[index]
+
+    def __getitems__(self, keys: list[int | tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch at once; the DataLoader asks for it this way when the method exists.
+
+        Without augmentation that is one indexing per batch instead of a call and a copy per sample.
+        The batch comes out collated already: the loader's ``collate_fn`` passes it on.
+        """
+        if self.augment is not None:  # random transforms run per sample
+            return default_collate([self[key] for key in keys])
+        indices = torch.tensor([key[0] if isinstance(key, tuple) else key for key in keys])
+        return self.images[indices], self.labels[indices]  # (B, C, H, W), (B,)
+
+    @staticmethod
+    def collate_fn(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch
 {%- endif %}
 
 
@@ -408,6 +423,7 @@ class DataModule(L.LightningDataModule):
             self.splits[split],
             batch_size=self.hparams.batch_size,
             sampler=sampler,
+            collate_fn=getattr(self.splits[split], "collate_fn", None),  # TensorImages collates its own batches
             num_workers=workers,
             pin_memory=torch.cuda.is_available() if self.hparams.pin_memory is None else self.hparams.pin_memory,
             # Workers start afresh each epoch: kept alive, they stalled garbage collection here for 5 s each.
