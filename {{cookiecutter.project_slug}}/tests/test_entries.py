@@ -201,3 +201,22 @@ def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys)
         train_manual.main([*quick_args, "--trainer.precision", "16-mixed"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert exit_info.value.code == 2 and len(errors) == 1 and "bf16-mixed" in errors[0]
+
+
+BAD_OPTIONS = {
+    "wrong type": (["--data.batch_size", "abc"], "batch_size"),
+    "unknown option": (["--data.batch_sise", "8"], "batch_sise"),
+    "missing config": (["--config", "no_such.yaml"], "no_such.yaml"),
+    "missing checkpoint": (["--ckpt_path", "no_such.ckpt"], "no checkpoint at no_such.ckpt"),
+}
+
+
+@pytest.mark.parametrize("entry", [train, train_manual], ids=["lightning", "manual"])
+@pytest.mark.parametrize("problem", list(BAD_OPTIONS))
+def test_bad_options_exit_with_a_message_and_write_nothing(quick_args, tmp_path, capsys, entry, problem):
+    args, named = BAD_OPTIONS[problem]
+    with pytest.raises(SystemExit) as exit_info, clear_errors():  # what `python train.py ...` runs
+        entry.main([*quick_args, *args])
+    assert exit_info.value.code != 0
+    assert named in capsys.readouterr().err
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # no checkpoint, no config written

@@ -44,6 +44,12 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     dtype = autocast_dtype(cli.config.trainer.precision)
     device = init_from_env()  # under torchrun: join the process group; the samplers then shard
     run_dir = from_rank_zero(cli.run_dir)
+    start = None  # a missing or corrupt checkpoint fails here, before anything is written
+    if cli.config.ckpt_path:
+        path = resolve(cli.config.ckpt_path, cli.config.run_root, "manual")
+        start = read_checkpoint(path, cli.config.trust_checkpoint)
+        if "optimizer" not in start:
+            raise CheckpointError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
     if local_rank() == 0:
         data.prepare_data()  # downloads once per machine, as Lightning does
     barrier()
@@ -57,12 +63,6 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     ckpt_dir = run_dir / "checkpoints"
     train_metrics = Metrics(data.num_classes, persistent=True)  # in the checkpoint, for a resume mid-epoch
     run = Run(net, optimizer, scheduler, train_metrics, ckpt_dir, cli.config.save_every_n_steps)
-    start = None
-    if cli.config.ckpt_path:
-        path = resolve(cli.config.ckpt_path, cli.config.run_root, "manual")
-        start = read_checkpoint(path, cli.config.trust_checkpoint)
-        if "optimizer" not in start:
-            raise CheckpointError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
     net.to(device)
     # DDP averages the gradients across ranks in backward; the optimizer still holds net's own parameters.
     model = DistributedDataParallel(net) if dist.is_initialized() else net
