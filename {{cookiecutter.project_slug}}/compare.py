@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from {{ cookiecutter.package_name }}.cli import clear_errors  # noqa: E402
 from {{ cookiecutter.package_name }}.compare import compare, format_report, plot  # noqa: E402
+from {{ cookiecutter.package_name }}.distributed import finish  # noqa: E402
 
 IMPORT_S = time.perf_counter() - _start
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="run the pair this often for steadier timings")
     own, rest = parser.parse_known_args(argv)
     figures = compare(rest, own.repeats)
+    finish()  # under torchrun: every rank leaves the process group together
     if rank_zero_only.rank != 0:
         return 0  # under torchrun every rank ran both paths; rank 0 reports
     figures["import_s"] = IMPORT_S

@@ -7,6 +7,7 @@ python train.py --help                            # every option
 """
 
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
+from {{ cookiecutter.package_name }}.distributed import finish
 from {{ cookiecutter.package_name }}.paths import run_lightning
 from {{ cookiecutter.package_name }}.runs import say
 
@@ -16,6 +17,7 @@ def main(args: list[str] | None = None) -> dict:
     if results["test"] is not None:
         say(f"test accuracy: {results['test']['acc']:.4f}")
     say(f"outputs: {results['run_dir']}")
+    finish()  # under DDP: every rank leaves the process group together
     return results
 
 

@@ -8,6 +8,7 @@ Of the trainer options it reads max_epochs; the others belong to Lightning's Tra
 """
 
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
+from {{ cookiecutter.package_name }}.distributed import finish
 from {{ cookiecutter.package_name }}.paths import run_manual
 from {{ cookiecutter.package_name }}.runs import say
 
@@ -16,6 +17,7 @@ def main(args: list[str] | None = None) -> dict:
     results = run_manual(ProjectCLI(path="manual", args=args))
     say(f"test accuracy: {results['test']['acc']:.4f}")
     say(f"outputs: {results['run_dir']}")
+    finish()  # under DDP: every rank leaves the process group together
     return results
 
 

@@ -5,7 +5,6 @@ LOCAL_RANK, WORLD_SIZE and the address of rank 0 in the environment. Lightning r
 variables when it runs under torchrun or SLURM, and sets them itself when it launches DDP.
 """
 
-import atexit
 import os
 from typing import TypeVar
 
@@ -20,15 +19,14 @@ def init_from_env() -> torch.device:
     """Join the process group that torchrun describes, if any, and return this process's device.
 
     NCCL on GPUs, gloo on CPUs. Once the group exists, the DataModule's samplers shard by rank. A group
-    that exists already (Lightning made it, in compare.py under torchrun) is reused. Like Lightning's,
-    the group is taken down when the process exits.
+    that exists already (Lightning made it, in compare.py under torchrun) is reused. The entry points
+    take it down with ``finish``.
     """
     device = torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        atexit.register(dist.destroy_process_group)
     if dist.is_initialized():
         # Every rank restarts its random state from the run's seed once the group is up, as Lightning's
         # DDP setup does (reset_seed): dropout then draws the same masks in both paths.
@@ -58,3 +56,15 @@ def barrier() -> None:
     """Wait until every rank gets here (rank 0 has written a checkpoint the others read next)."""
     if dist.is_initialized():
         dist.barrier()
+
+
+def finish() -> None:
+    """Leave the process group together: every rank waits for the others, then takes it down.
+
+    Left to the interpreter's exit (Lightning's own choice), a rank can take its end down while a peer
+    still talks to it, and gloo then aborts the process now and then ("terminate called without an
+    active exception"). A no-op in a single process.
+    """
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
