@@ -17,6 +17,7 @@ from tqdm import tqdm
 from .checkpoints import rng_state, save_checkpoint, set_rng_state
 from .distributed import rank
 from .recipe import FiniteLossCheck, Metrics, loss_fn
+from .runs import say
 
 
 class Run:
@@ -151,8 +152,7 @@ def fit(
         history.append(row)
         for logger in loggers:
             logger.log_metrics(row, step=run.step)
-        if run.writes:
-            print(f"epoch {run.epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
+        say(f"epoch {run.epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
         improved, best_acc = val["acc"] > best_acc, max(best_acc, val["acc"])  # strictly, as ModelCheckpoint
         run.epoch, run.batch = run.epoch + 1, 0
         run.save("last.pt", val_acc=val["acc"])  # everything needed to go on with the next epoch
