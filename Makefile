@@ -20,7 +20,7 @@ $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/p
 	$(PIP) install --quiet --upgrade pip
 	# This machine serves these two builds from its own disk; elsewhere pick the build for your CUDA.
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet cookiecutter pytest
+	$(PIP) install --quiet cookiecutter pytest pytest-xdist pytest-timeout
 	rm -rf $(DEPS)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/wandb . > /dev/null
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/tensorboard . logger=tensorboard > /dev/null
@@ -37,8 +37,9 @@ demo: install
 	cd $(DEMO)/digits-classifier && ../../../$(PY) compare.py --json compare.json
 	@echo "The baked project: $(DEMO)/digits-classifier (loss curves: compare.png, figures: compare.json)"
 
+# Two baked suites at a time (xdist); every test has a time limit, and a stall prints every thread's stack.
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --timeout 1500 tests
 
 # Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
 bench: install

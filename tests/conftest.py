@@ -1,6 +1,7 @@
 """Bake the template with cookiecutter's own API into temporary directories."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +26,33 @@ def bake_cli(output_dir: Path, **context: str) -> subprocess.CompletedProcess:
     )
 
 
+SUITE_TIMEOUT = 900  # seconds for one baked suite; its own tests are bounded far below this
+
+
 def run_project_tests(project: Path, *pytest_args: str) -> subprocess.CompletedProcess:
-    """Run a baked project's own test suite in a subprocess, offline."""
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    """Run a baked project's own test suite in a subprocess, offline and bounded in time.
+
+    One torch thread per process: the template's tests run two baked suites side by side (xdist) on two
+    cores. Past SUITE_TIMEOUT, every process of the suite prints its threads' stacks (SIGABRT with
+    PYTHONFAULTHANDLER) before it is killed, and the test fails with the suite's output.
+    """
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    proc = subprocess.Popen(command, cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGABRT)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"{project.name}: pytest {' '.join(pytest_args)} ran past {SUITE_TIMEOUT} s\n"
+                    f"--- stdout ---\n{out[-20_000:]}\n--- stderr ---\n{err[-20_000:]}", pytrace=False)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything the suite left running
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="session")

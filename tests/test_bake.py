@@ -19,7 +19,7 @@ EXPECTED = {
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "loop", "recipe", "cli",
                                           "runs", "paths", "compare", "checkpoints", "distributed")),
-    *(f"tests/{name}.py" for name in ("conftest", "fake_data", "test_data", "test_model", "test_module",
+    *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
                                       "test_distributed")),
 }
@@ -44,6 +44,21 @@ def assert_lint_clean(project: Path) -> None:
     for command in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=project, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The baked suites, longest first (xdist hands tests out in this order). Each data set runs its whole suite
+# with the default logger; the tests marked "once" do not depend on the data set and run with the first.
+# A logger changes only runs.py's choice of logger, so each other logger runs its logger tests, each
+# against a different data set.
+SUITES = [(dataset, LOGGERS[0], [] if i == 0 else ["-m", "not once"]) for i, dataset in enumerate(DATASETS)]
+SUITES += [(DATASETS[(i + 1) % len(DATASETS)], logger, ["-m", "logger"]) for i, logger in enumerate(LOGGERS[1:])]
+
+
+@pytest.mark.parametrize(("dataset", "logger", "selection"), SUITES, ids=[f"{d}-{lg}" for d, lg, _ in SUITES])
+def test_baked_suite_passes(tmp_path, dataset, logger, selection):
+    result = run_project_tests(bake(tmp_path, dataset=dataset, logger=logger), *selection)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 def test_defaults_bake_the_expected_files(default_project):
@@ -90,7 +105,7 @@ def test_init_git_makes_a_first_commit(tmp_path):
 
 
 @pytest.mark.parametrize(("dataset", "logger"), list(itertools.product(DATASETS, LOGGERS)))
-def test_every_combination_renders_lints_and_passes_its_tests(tmp_path, dataset, logger):
+def test_every_combination_renders_and_lints(tmp_path, dataset, logger):
     project = bake(tmp_path, dataset=dataset, logger=logger)
     dropped = set() if logger == "wandb" else {"docs/wandb.md"}
     assert files_of(project) == EXPECTED - dropped
@@ -100,15 +115,9 @@ def test_every_combination_renders_lints_and_passes_its_tests(tmp_path, dataset,
     assert ("wandb" in dependencies) == (logger == "wandb")
     assert ("tensorboard" in dependencies) == (logger == "tensorboard")
     assert ("scikit-learn" in dependencies) == (dataset == "digits")
-    # The whole suite runs once per data set, with the default logger; its tests pass --logger none but
-    # the logger tests. The other loggers change only the logger, so they run the logger tests. Tests
-    # marked "once" do not depend on the data set: they run with the first one only.
-    selection = ["-m", "logger"] if logger != LOGGERS[0] else [] if dataset == DATASETS[0] else ["-m", "not once"]
-    result = run_project_tests(project, *selection)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 def test_awkward_name_project_passes_its_tests(tmp_path):
-    result = run_project_tests(bake(tmp_path, project_name=AWKWARD), "-m", "not slow")
+    # The name reaches the package, the imports and the wandb project: the entries' tests import them all.
+    result = run_project_tests(bake(tmp_path, project_name=AWKWARD), "-m", "not slow", "tests/test_entries.py")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

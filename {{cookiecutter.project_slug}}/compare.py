@@ -14,9 +14,10 @@ import sys
 import time
 
 _start = time.perf_counter()
+from jsonargparse.typing import PositiveInt  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
-from {{ cookiecutter.package_name }}.cli import clear_errors  # noqa: E402
+from {{ cookiecutter.package_name }}.cli import ConfigError, clear_errors  # noqa: E402
 from {{ cookiecutter.package_name }}.compare import compare, format_report, plot  # noqa: E402
 from {{ cookiecutter.package_name }}.distributed import finish  # noqa: E402
 
@@ -24,12 +25,17 @@ IMPORT_S = time.perf_counter() - _start
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
+    )
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--plot", default="compare.png", help="the loss curves' PNG ('' for none)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the weights are identical")
-    parser.add_argument("--repeats", type=int, default=1, help="run the pair this often for steadier timings")
-    own, rest = parser.parse_known_args(argv)
+    parser.add_argument("--repeats", type=PositiveInt, default=1, help="run the pair this often for steadier timings")
+    try:
+        own, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        raise ConfigError(str(error)) from None
     figures = compare(rest, own.repeats)
     finish()  # under torchrun: every rank leaves the process group together
     if rank_zero_only.rank != 0:

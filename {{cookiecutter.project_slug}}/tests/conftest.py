@@ -10,6 +10,9 @@ os.environ["WANDB_MODE"] = "disabled"
 
 # Fast, quiet options for any run a test starts; a test adds its own after these.
 QUICK = ["--logger", "none", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# Batches from the main process: a loader's workers start a process server of their own, which costs a
+# second process's imports. test_data and test_distributed run them.
+QUICK += ["--data.num_workers", "0"]
 {%- if ds == "image_folder" %}
 QUICK += ["--data.image_size", "16"]  # small images: the tests check the plumbing, not the accuracy
 {%- endif %}

@@ -4,6 +4,7 @@
 Each class gets its own bright patch on noise: easy enough that a few steps learn it.
 """
 
+import os
 {{ {"cifar10": "import pickle\n", "mnist": "import struct\n", "fashion_mnist": "import struct\n"}.get(ds, "") }}from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,20 @@ CLASSES = ["circle", "square", "triangle"]
 {%- endif %}
 
 TRAIN, TEST = 240, 60
+
+
+def stall_loader_workers() -> None:
+    """Make every DataLoader worker of this process wait forever: a stand-in for a worker that hangs."""
+    import time
+
+    from torch.utils.data._utils import fetch
+
+    fetch._MapDatasetFetcher.fetch = lambda self, index: time.sleep(3600)
+
+
+# The stall test names a rank; a loader worker runs this file again first (as __mp_main__), so it stalls too.
+if os.environ.get("STALL_RANK") is not None and os.environ.get("STALL_RANK") == os.environ.get("LOCAL_RANK", "0"):
+    stall_loader_workers()
 
 
 def images_of(labels: np.ndarray, shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -82,7 +97,6 @@ if __name__ == "__main__":
     # python tests/fake_data.py ENTRY.py ARGS...: run an entry point on the fake files, in a fresh process.
     # sys.argv[0] stays this file (runpy would set it to the entry's) and the entry goes into the
     # environment: the processes that Lightning launches for DDP re-run sys.argv, and come through here too.
-    import os
     import sys
 
     accept_fake_files()

@@ -4,6 +4,10 @@ import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.data import {{ 'DataError, ' if cookiecutter.dataset != 'digits' else '' }}DataModule
+{%- if not tensors %}
+
+from fake_data import CLASSES, TEST, TRAIN
+{%- endif %}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,9 @@ def test_splits_are_complete_disjoint_and_seeded(datamodule, data_dir):
     assert again.indices == datamodule.indices and other.indices["train"] != datamodule.indices["train"]
 {%- else %}
     assert datamodule.class_names == fake_classes()
+    # train/ and val/ are the splits (val serves as test too): every image in exactly one of them
+    train, val = ({path for path, _ in datamodule.splits[name].dataset.samples} for name in ("train", "val"))
+    assert len(train) == TRAIN and len(val) == TEST and not train & val
 {%- endif %}
 {%- if ds == "digits" %}
     assert sum(sizes.values()) == 1797
@@ -55,15 +62,19 @@ def test_inputs_are_normalized_with_the_data_sets_statistics(datamodule):
 
 
 def fake_classes() -> list[str]:
-    from fake_data import CLASSES
-
     return sorted(CLASSES)
 
 
 def test_one_folder_is_split_by_a_seeded_ratio(data_dir):
-    dm = DataModule(data_dir=f"{data_dir}/train", num_workers=0)
-    dm.setup("fit")
-    assert [len(dm.splits[name]) for name in ("train", "val", "test")] == [168, 36, 36]
+    def split_indices(seed: int) -> list[set[int]]:
+        dm = DataModule(data_dir=f"{data_dir}/train", num_workers=0, seed=seed)
+        dm.setup("fit")
+        return [set(dm.splits[name].dataset.indices) for name in ("train", "val", "test")]
+
+    train, val, test = split_indices(42)
+    assert [len(train), len(val), len(test)] == [168, 36, 36]
+    assert train | val | test == set(range(TRAIN)) and not (train & val or train & test or val & test)
+    assert split_indices(42) == [train, val, test] and split_indices(7)[0] != train
 
 
 @pytest.mark.parametrize("layout", ["missing", "empty", "one_class", "no_images"])
@@ -108,3 +119,18 @@ def test_shuffle_order_depends_on_the_epoch_alone(datamodule):
         iter(loader)
     assert torch.equal(labels(0), first)
     assert not torch.equal(labels(1), first)
+
+
+def test_loader_workers_start_from_a_server_and_give_the_main_processs_batches(data_dir):
+    batches = {}
+    for workers in (0, 2):
+        dm = DataModule(data_dir=data_dir, batch_size=16, num_workers=workers)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        batches[workers] = list(loader)
+    # forked from this process, a worker could inherit a lock that another thread holds (design_decisions.md)
+    assert loader.multiprocessing_context.get_start_method() == "forkserver" and loader.timeout > 0
+    assert len(batches[0]) == len(batches[2]) > 1
+    for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
+        assert torch.equal(x0, x2) and torch.equal(y0, y2)

@@ -1,60 +1,48 @@
 """Both paths on 2 processes (DDP, gloo on CPU): Lightning launched by itself, the manual loop by torchrun.
 
-Each run is a subprocess in its own session with a free port and a time limit: a dead or stuck rank
-fails the test instead of hanging it.
+Each run is bounded twice: by the run's own timeouts (a loader worker, a collective), which end a stall
+in one error line that names the rank, and by ``run_bounded``, which dumps every thread of every process
+and fails the test if even those did not fire. ``benchmarks/stress_ddp.py`` in the template repeats
+these very commands many times.
 """
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 
+from bounded import ROOT, run_bounded
 from conftest import QUICK
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 300
+# Two loader workers per rank, for every data set: workers under DDP are where a stall can start.
+# The bounds are short: a healthy step takes milliseconds, so a wait of 60 s is a stall.
+DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "2"]
+DDP_ARGS += ["--dist_timeout", "60", "--data.worker_timeout", "60"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ddp_command(path: str, args: list[str]) -> list[str]:
+    """The command that trains ``path`` ("lightning" or "manual") on 2 processes on the fake data."""
+    if path == "lightning":
+        ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+        return [sys.executable, "tests/fake_data.py", "train.py", *args, *ddp]
+    # --standalone: torchrun binds a free port itself and keeps it, so no other process can take it
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return [*torchrun, "tests/fake_data.py", "train_manual.py", *args]
 
 
-def run_bounded(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run ``command``; past TIMEOUT, kill its whole process group (the ranks too) and fail."""
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"{command[:4]} ran past {TIMEOUT} s")
-    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+def ddp_env() -> dict[str, str]:
+    # the package without `pip install -e .`, as pytest's pythonpath has it; 2 ranks on 2 cores: a thread each
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 
 @pytest.mark.slow
 def test_ddp_on_two_processes_gives_bit_identical_weights_in_both_paths(tmp_path, data_dir):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    args = [*QUICK, "--data.data_dir", data_dir, "--trainer.max_epochs", "2", "--run_root", str(tmp_path)]
-    args += ["--data.batch_size", "16"]
-    port = free_port()
-    lightning = [sys.executable, "tests/fake_data.py", "train.py", *args]
-    lightning += ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    manual = [*torchrun, "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    manual += ["tests/fake_data.py", "train_manual.py", *args]
-    for command in (lightning, manual):
-        result = run_bounded(command, {**env, "MASTER_PORT": str(port)})
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
+    for path in ("lightning", "manual"):
+        result = run_bounded(ddp_command(path, args), ddp_env())
         assert result.returncode == 0, result.stderr[-4000:]
         assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
     [lightning_dir] = tmp_path.glob("*-lightning")  # one run directory for both ranks
@@ -63,3 +51,18 @@ def test_ddp_on_two_processes_gives_bit_identical_weights_in_both_paths(tmp_path
     reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
     assert final.keys() == reference.keys()
     assert all(torch.equal(final[k], reference[k]) for k in final)
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.parametrize("path", ["lightning", "manual"])
+def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
+    # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
+    args += ["--data.num_workers", "1", "--data.worker_timeout", "5", "--dist_timeout", "10"]
+    result = run_bounded(ddp_command(path, args), {**ddp_env(), "STALL_RANK": "1"}, timeout=150)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode != 0
+    assert [line for line in errors if line.startswith("error: rank 1: DataLoader timed out after 5")], (
+        result.stderr[-4000:]
+    )

@@ -1,9 +1,7 @@
 import argparse
 import csv
+import inspect
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,14 +20,12 @@ from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
 from conftest import QUICK
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # as pytest's pythonpath does, for a fresh process
 
-
-def test_help_lists_every_option():
-    out = subprocess.run(
-        [sys.executable, "train.py", "--help"], cwd=ROOT, env=ENV, capture_output=True, text=True, check=True
-    ).stdout
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
     for flag in ("--config", "--model.lr", "--trainer.max_epochs", "--data.batch_size", "--logger", "--run_root"):
         assert flag in out
 
@@ -190,8 +186,12 @@ LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.
 def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
     run_dir = entry.main([*quick_args, "--logger", BAKED_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
-    written = sorted(run_dir.glob(LOG_FILES[BAKED_LOGGER])) if BAKED_LOGGER in LOG_FILES else []
-    assert bool(written) == (BAKED_LOGGER != "none"), sorted(run_dir.rglob("*"))
+    assert list(run_dir.glob("checkpoints/last.*")), sorted(run_dir.rglob("*"))  # the run itself happened
+    if BAKED_LOGGER == "none":  # nothing but the run's own config and checkpoints
+        assert {p.name for p in run_dir.iterdir()} <= {"config.yaml", "checkpoints"}, sorted(run_dir.rglob("*"))
+        return
+    written = sorted(run_dir.glob(LOG_FILES[BAKED_LOGGER]))
+    assert written, sorted(run_dir.rglob("*"))
     if BAKED_LOGGER == "csv":
         assert "val/acc" in written[0].read_text().splitlines()[0]
 
@@ -220,3 +220,56 @@ def test_bad_options_exit_with_a_message_and_write_nothing(quick_args, tmp_path,
     assert exit_info.value.code != 0
     assert named in capsys.readouterr().err
     assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # no checkpoint, no config written
+
+
+# One value outside its domain for every option that has one: refused by the parser (jsonargparse's
+# typed constraints), before anything is built or written.
+BAD_VALUES = {
+    "data.batch_size": "0",
+    "data.num_workers": "-1",
+    "data.val_fraction": "1.5",
+    "data.test_fraction": "0",
+    "data.worker_timeout": "0",
+    "data.image_size": "0",
+    "model.lr": "-0.1",
+    "model.weight_decay": "-1",
+    "model.net.width": "0",
+    "model.net.hidden": "0",
+    "model.net.dropout": "1.5",
+    "save_every_n_steps": "-1",
+    "dist_timeout": "0",
+}
+DATA_OPTIONS = inspect.signature(DataModule).parameters  # test_fraction and image_size: some data sets only
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+@pytest.mark.parametrize("option", sorted(BAD_VALUES))
+def test_a_value_outside_its_domain_gets_one_line_and_writes_nothing(quick_args, tmp_path, capsys, option):
+    if option.startswith("data.") and option.split(".")[1] not in DATA_OPTIONS:
+        pytest.skip(f"this data set has no {option}")
+    with pytest.raises(SystemExit) as exit_info, clear_errors():
+        train_manual.main([*quick_args, f"--{option}", BAD_VALUES[option]])
+    line = one_error_line(capsys)
+    assert exit_info.value.code == 2 and option.split(".")[-1] in line and "restriction" in line, line
+    assert not list((tmp_path / "runs").rglob("*"))
+
+
+@pytest.mark.parametrize("entry", [train, compare, evaluate, predict])
+def test_every_entry_refuses_a_bad_value_in_one_line(quick_args, tmp_path, capsys, entry):
+    own = {predict: ["--ckpt_path", "x.pt", str(tmp_path)], evaluate: ["--ckpt_path", "x.pt"]}.get(entry, [])
+    with pytest.raises(SystemExit) as exit_info, clear_errors():
+        entry.main([*own, *quick_args, "--data.batch_size", "0"])
+    assert exit_info.value.code == 2 and "batch_size" in one_error_line(capsys)
+    assert not list((tmp_path / "runs").rglob("*"))
+
+
+def test_compare_refuses_a_repeat_count_below_one(capsys):
+    with pytest.raises(SystemExit) as exit_info, clear_errors():
+        compare.main(["--repeats", "0"])
+    assert exit_info.value.code == 2 and "--repeats" in one_error_line(capsys)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bounded import ROOT, run_bounded
 from conftest import QUICK
 
-ROOT = Path(__file__).resolve().parents[1]
 # Loaded by every Python process started with it on PYTHONPATH: a connection to anything but this
 # machine fails at once, as with no network, and is written down.
 NO_NETWORK = """
@@ -75,8 +75,7 @@ def test_every_entry_point_finishes_offline_without_a_prompt(tmp_path, data_dir)
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    kwargs = {"cwd": ROOT, "env": env, "stdin": subprocess.DEVNULL, "capture_output": True, "text": True}
-    return subprocess.run([sys.executable, *args], timeout=TIMEOUT, **kwargs)
+    return run_bounded([sys.executable, *args], env, timeout=TIMEOUT)  # no stdin: a prompt would fail
 
 
 def first_png(tmp_path: Path, data_dir: str) -> bytes:

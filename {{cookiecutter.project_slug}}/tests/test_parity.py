@@ -33,6 +33,7 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     assert len({row["train/loss"] for row in lit}) == EPOCHS  # the runs really trained and validated
 
 
+@pytest.mark.once
 def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
     # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
     figures = compare([*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"])

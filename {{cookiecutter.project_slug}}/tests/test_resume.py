@@ -16,9 +16,9 @@ import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from {{ cookiecutter.package_name }}.loop import Run
 
+from bounded import ROOT
 from conftest import QUICK
 
-ROOT = Path(__file__).resolve().parents[1]
 # The manual loop also saves every 5 steps, so most of its checkpoints fall mid-epoch.
 ENTRIES = {
     "lightning": (train, "train.py", "last.ckpt", []),

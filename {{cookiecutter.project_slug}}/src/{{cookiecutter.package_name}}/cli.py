@@ -6,15 +6,20 @@ drift apart in what they accept or in how the seed, the network and the data are
 """
 
 import hashlib
+import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 
 from .checkpoints import CheckpointError
@@ -27,10 +32,34 @@ PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
 # configs/ sits at the project root, two levels above this package's src/ directory.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 TRAINING = ("lightning", "manual")  # the paths that train, and so get a run directory and a logger
+# model.py imports torch only, so the network's arguments are plain ints and floats; their domains are
+# checked here, with jsonargparse's own types, before anything is built.
+NETWORK_DOMAINS = {
+    "num_classes": PositiveInt,
+    "in_channels": PositiveInt,
+    "width": PositiveInt,
+    "hidden": PositiveInt,
+    "dropout": ClosedUnitInterval,
+}
+
+
+# Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
+RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "ckpt_path", "trust_checkpoint", "save_every_n_steps")
+RUN_ONLY_OPTIONS += ("dist_timeout",)
 
 
 class ConfigError(ValueError):
     """A combination of options that this project cannot run; the entry points print it as one line."""
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A bad option or value ends the run in one line that names it and its allowed range, with exit status 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:  # a parser used for checking, not for a command line
+            super().error(message, ex)
+        print(f"error: {' '.join(message.split())} (--help lists every option)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class ProjectCLI(LightningCLI):
@@ -53,6 +82,7 @@ class ProjectCLI(LightningCLI):
             run=False,  # `python train.py` with no subcommand: the entries call fit and test themselves
             auto_configure_optimizers=False,  # the optimizer lives in recipe.py, for both paths
             parser_kwargs={"default_config_files": defaults},
+            parser_class=OneLineErrorParser,
             **kwargs,
         )
 
@@ -70,14 +100,29 @@ class ProjectCLI(LightningCLI):
         )
         parser.add_argument(
             "--save_every_n_steps",
-            type=int,
+            type=NonNegativeInt,
             default=200,
             help="The manual loop also writes last.pt every N steps (0: only at epoch ends, as Lightning does).",
+        )
+        parser.add_argument(
+            "--dist_timeout",
+            type=PositiveInt,
+            default=600,
+            help="Under DDP, seconds a rank waits for the others in a collective before the run stops with an error.",
         )
         # The data decides the class count and the channels; the network and the metrics follow.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_channels", "model.net.init_args.in_channels", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.model.net
+        for name, value in (config.init_args or {}).items():
+            if name in NETWORK_DOMAINS and value is not None:
+                try:
+                    NETWORK_DOMAINS[name](value)
+                except ValueError as error:
+                    raise ConfigError(f"--model.net.{name}: {error}") from None
 
     def instantiate_trainer(self, **kwargs: Any):
         # Reached once the model and the data exist: the run directory is made only for a valid config.
@@ -106,14 +151,18 @@ class ProjectCLI(LightningCLI):
         if self.config.trainer.enable_progress_bar is not False:
             # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
             callbacks.append(TQDMProgressBar(refresh_rate=20))
+        strategy = self.config_init.trainer.strategy
+        registered = StrategyRegistry[strategy] if isinstance(strategy, str) and strategy in StrategyRegistry else {}
+        if registered.get("strategy") is DDPStrategy:  # "ddp" and its variants, with --dist_timeout
+            strategy = DDPStrategy(timeout=timedelta(seconds=self.config.dist_timeout), **registered["init_params"])
         return super().instantiate_trainer(
-            default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, **kwargs
+            default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, strategy=strategy, **kwargs
         )
 
     def config_id(self) -> str:
         """A short hash of what decides the result: both paths run with one config share it (the wandb group)."""
         config = self.config.clone()
-        for key in ("config", "logger", "run_root", "ckpt_path", "trust_checkpoint", "save_every_n_steps"):
+        for key in RUN_ONLY_OPTIONS:
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
@@ -136,9 +185,49 @@ def run_config_of(args: list[str]) -> list[str]:
 
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback."""
+    """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback.
+
+    Under DDP the line names the rank, and a stall says what the rank waited on.
+    """
     try:
         yield
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {rank_prefix()}{error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RuntimeError as error:
+        stall = describe_stall(error)
+        if stall is None:
+            raise
+        print(f"error: {rank_prefix()}{stall}", file=sys.stderr)
+        raise SystemExit(3) from None
+
+
+def rank_prefix() -> str:
+    """'rank 1: ' in a process of a multi-process run, '' in a single process."""
+    # torchrun and Lightning's launcher set LOCAL_RANK for every rank; Lightning unsets WORLD_SIZE at teardown
+    multi = "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
+    return f"rank {rank_zero_only.rank}: " if multi else ""
+
+
+def describe_stall(error: RuntimeError) -> str | None:
+    """What a stalled rank waited on, from the timeout error of a loader or of a collective; else None."""
+    message = " ".join(str(error).split())
+    if "DataLoader timed out" in message:
+        return f"{message}: a loader worker sent no batch in time (--data.worker_timeout); it is stuck or too slow"
+    if "Timed out" in message:
+        return f"waited in {collective_of(error)} for the other ranks in vain ({message}); see --dist_timeout"
+    if "Connection closed by peer" in message:
+        return f"another rank left during {collective_of(error)} ({message}); its own error line says why"
+    return None
+
+
+def collective_of(error: BaseException) -> str:
+    """The collective call that ``error`` came from: the innermost torch.distributed call, or DDP's backward."""
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    collectives = [name for name in frames if name in COLLECTIVES]
+    if collectives:
+        return collectives[-1]
+    return "backward (DDP's gradient all-reduce)" if "backward" in frames else frames[-1]
+
+
+COLLECTIVES = {"barrier", "all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list"}

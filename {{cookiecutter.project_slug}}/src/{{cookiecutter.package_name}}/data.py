@@ -8,6 +8,8 @@ rule is written once here and serves Lightning's Trainer and the hand-written lo
 """
 
 import itertools
+import multiprocessing
+import sys
 from collections.abc import Iterator
 {%- if ds == "image_folder" %}
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.distributed as dist
+from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from PIL import Image
 {%- if ds == "image_folder" %}
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
@@ -267,6 +270,24 @@ def shard_in_order(dataset: Dataset) -> DistributedSampler | None:
     return DistributedSampler(dataset, shuffle=False)
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How loader workers start: from a clean server process ("forkserver"), never by forking this one.
+
+    A plain fork copies this process while other threads run in it (gloo's under DDP, a logger's, the
+    progress bar's), and a lock one of them holds stays locked forever in the child: the worker, and
+    the rank waiting on it, hang. The server is started afresh and forks the workers from itself; it
+    imports this project's modules once, so a worker starts in a fraction of a second
+    (docs/design_decisions.md). Windows has no forkserver: spawn.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # A worker re-runs the entry script as __mp_main__; with the project imported already, that is cheap.
+    package = __name__.rpartition(".")[0]
+    context.set_forkserver_preload(sorted(name for name in sys.modules if name.startswith(package + ".")))
+    return context
+
+
 def seeded(transform: v2.Transform, image, seed: int, key: int | tuple[int, int]):
     """Apply a random transform with the RNG seeded by (seed, epoch, index) for this one sample.
 
@@ -292,6 +313,8 @@ class DataModule(L.LightningDataModule):
 {%- endif %}
         seed: fixes the split and the per-epoch shuffle order.
         pin_memory: page-lock batches for faster, asynchronous copies to a GPU; None: when there is one.
+        worker_timeout: seconds a loader waits for one batch from its workers before it stops the run
+            with an error, instead of waiting forever on a stuck worker.
 {%- if ds == "image_folder" %}
         image_size: images are resized and cropped to image_size x image_size.
 {%- endif %}
@@ -300,20 +323,25 @@ class DataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 32,
-        num_workers: int = {{ 0 if ds == "digits" else 2 }},
-        val_fraction: float = {{ "0.15" if one_set or ds == "image_folder" else "0.1" }},
+        batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = {{ 0 if ds == "digits" else 2 }},
+        val_fraction: OpenUnitInterval = {{ "0.15" if one_set or ds == "image_folder" else "0.1" }},
 {%- if one_set or ds == "image_folder" %}
-        test_fraction: float = 0.15,
+        test_fraction: OpenUnitInterval = 0.15,
 {%- endif %}
         seed: int = 42,
         pin_memory: bool | None = None,
+        worker_timeout: PositiveFloat = 120.0,
 {%- if ds == "image_folder" %}
-        image_size: int = 64,
+        image_size: PositiveInt = 64,
 {%- endif %}
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+{%- if one_set or ds == "image_folder" %}
+        if val_fraction + test_fraction >= 1:
+            raise DataError(f"--data.val_fraction {val_fraction} + --data.test_fraction {test_fraction} must be < 1")
+{%- endif %}
 {%- if tensors %}
         # Deterministic preprocessing: it runs once over the whole set in setup().
         self.transform = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
@@ -428,6 +456,8 @@ class DataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available() if self.hparams.pin_memory is None else self.hparams.pin_memory,
             # Workers start afresh each epoch: kept alive, they stalled garbage collection here for 5 s each.
             persistent_workers=False,
+            multiprocessing_context=worker_context() if workers else None,
+            timeout=self.hparams.worker_timeout if workers else 0,  # a stuck worker ends the run, in one line
             # A loader-owned generator keeps loaders from drawing on the global RNG, which the
             # model's initialisation and dropout use; its draws only seed worker processes.
             generator=torch.Generator().manual_seed(self.hparams.seed),

@@ -6,6 +6,7 @@ variables when it runs under torchrun or SLURM, and sets them itself when it lau
 """
 
 import os
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -15,10 +16,13 @@ from lightning.fabric.utilities.seed import reset_seed
 T = TypeVar("T")
 
 
-def init_from_env() -> torch.device:
+def init_from_env(timeout_s: int = 600) -> torch.device:
     """Join the process group that torchrun describes, if any, and return this process's device.
 
-    NCCL on GPUs, gloo on CPUs. Once the group exists, the DataModule's samplers shard by rank. A group
+    NCCL on GPUs, gloo on CPUs. A collective that waits longer than ``timeout_s`` for the other ranks
+    raises instead of waiting forever (``--dist_timeout``).
+
+    Once the group exists, the DataModule's samplers shard by rank. A group
     that exists already (Lightning made it, in compare.py under torchrun) is reused. The entry points
     take it down with ``finish``.
     """
@@ -26,7 +30,7 @@ def init_from_env() -> torch.device:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
     if dist.is_initialized():
         # Every rank restarts its random state from the run's seed once the group is up, as Lightning's
         # DDP setup does (reset_seed): dropout then draws the same masks in both paths.

@@ -8,6 +8,7 @@ import warnings
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
@@ -36,9 +37,9 @@ class Classifier(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        num_classes: int = 10,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-4,
+        num_classes: PositiveInt = 10,
+        lr: PositiveFloat = 2e-3,
+        weight_decay: NonNegativeFloat = 1e-4,
         scheduler: SchedulerName = "cosine",
         compile: bool = False,
     ) -> None:

@@ -41,8 +41,10 @@ def run_manual(cli: ProjectCLI, test: bool = True, extra_loggers: tuple[Logger, 
     net: nn.Module = cli.model.net  # the plain nn.Module (compiled in place with --model.compile true)
     data, hp = cli.datamodule, cli.model.hparams
     epochs = cli.config.trainer.max_epochs
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"the manual loop needs a number of epochs: --trainer.max_epochs 1 or more, not {epochs}")
     dtype = autocast_dtype(cli.config.trainer.precision)
-    device = init_from_env()  # under torchrun: join the process group; the samplers then shard
+    device = init_from_env(cli.config.dist_timeout)  # under torchrun: join the process group; the samplers then shard
     run_dir = from_rank_zero(cli.run_dir)
     start = None  # a missing or corrupt checkpoint fails here, before anything is written
     if cli.config.ckpt_path:
