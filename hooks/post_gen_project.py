@@ -5,6 +5,8 @@ import subprocess
 from pathlib import Path
 
 LOGGER = {{ cookiecutter.logger | tojson }}
+DATASET = {{ cookiecutter.dataset | tojson }}
+PACKAGE = {{ cookiecutter.package_name | tojson }}
 SLUG = {{ cookiecutter.project_slug | tojson }}
 INIT_GIT = {{ "True" if cookiecutter.init_git in [True, "yes", "y", "true", "True", "1"] else "False" }}
 
@@ -14,10 +16,18 @@ ONLY_FOR = [
 ]
 
 
+# One module per data set in each of these folders, named after it: only the chosen data set's stays.
+PER_DATASET = ["src/" + PACKAGE + "/datasets/{name}.py", "tests/fakes/{name}.py", "tests/test_dataset_{name}.py"]
+
+
 def remove_unneeded() -> None:
     for needed, paths in ONLY_FOR:
         for path in [] if needed else map(Path, paths):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for pattern in PER_DATASET:
+        for path in Path().glob(pattern.format(name="*")):
+            if path.name != pattern.format(name=DATASET).rpartition("/")[2] and path.name != "__init__.py":
+                path.unlink()
 
 
 def init_git() -> None:

@@ -13,16 +13,23 @@ from conftest import TEMPLATE, bake, bake_cli, run_project_tests
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATASETS, LOGGERS = CONTEXT["dataset"], CONTEXT["logger"]
 PACKAGE = "src/digits_classifier"
-EXPECTED = {
+COMMON = {
     ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
     "pyproject.toml", "configs/default.yaml", "train.py", "train_manual.py", "compare.py", "evaluate.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/wandb.md", "docs/distributed.md",
-    *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "loop", "recipe", "cli",
-                                          "runs", "paths", "compare", "checkpoints", "distributed")),
+    *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "shared", "cli", "runs",
+                                          "checkpoints", "distributed", "datasets/__init__")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
                                       "test_distributed")),
 }
+
+
+def expected_files(dataset: str) -> set[str]:
+    """What a bake holds: the common files, and the chosen data set's module, fake files and tests alone."""
+    return COMMON | {f"{PACKAGE}/datasets/{dataset}.py", f"tests/fakes/{dataset}.py", f"tests/test_dataset_{dataset}.py"}
+
+
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
 
@@ -63,7 +70,7 @@ def test_baked_suite_passes(tmp_path, dataset, logger, selection):
 
 def test_defaults_bake_the_expected_files(default_project):
     assert default_project.name == "digits-classifier"
-    assert files_of(default_project) == EXPECTED
+    assert files_of(default_project) == expected_files("digits")
     assert_fully_rendered(default_project)
     assert "wandb" in (default_project / "pyproject.toml").read_text()
     assert not (default_project / ".git").exists()
@@ -108,7 +115,7 @@ def test_init_git_makes_a_first_commit(tmp_path):
 def test_every_combination_renders_and_lints(tmp_path, dataset, logger):
     project = bake(tmp_path, dataset=dataset, logger=logger)
     dropped = set() if logger == "wandb" else {"docs/wandb.md"}
-    assert files_of(project) == EXPECTED - dropped
+    assert files_of(project) == expected_files(dataset) - dropped
     assert_fully_rendered(project)
     assert_lint_clean(project)
     dependencies = " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
@@ -121,3 +128,20 @@ def test_awkward_name_project_passes_its_tests(tmp_path):
     # The name reaches the package, the imports and the wandb project: the entries' tests import them all.
     result = run_project_tests(bake(tmp_path, project_name=AWKWARD), "-m", "not slow", "tests/test_entries.py")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_no_python_file_of_the_template_holds_jinja_control_lines():
+    # A .py template only substitutes names; choices are whole files, which the post-gen hook keeps or removes.
+    sources = list((TEMPLATE / "{{cookiecutter.project_slug}}").rglob("*.py"))
+    assert len(sources) > 20
+    for source in sources:
+        assert "{%" not in source.read_text(encoding="utf-8"), source
+
+
+def test_the_template_package_passes_ruff_before_baking():
+    # Inside the package, imports are relative and names are substituted in strings only: it is Python as it stands.
+    src = TEMPLATE / "{{cookiecutter.project_slug}}" / "src"
+    for command in (["check", "--select", "E,F,I,UP,B"], ["format", "--check"]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *command, "--isolated", "--line-length", "120",
+                                 "--target-version", "py310", str(src)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -1,33 +1,41 @@
-"""Print the test metrics of a checkpoint from either path.
+"""Print the test metrics of a checkpoint from any way of training.
 
-    python evaluate.py --ckpt_path runs/<run>/checkpoints/best.ckpt    # Lightning's
+    python evaluate.py --ckpt_path runs/<run>/checkpoints/best.ckpt    # the Trainer's
     python evaluate.py --ckpt_path runs/<run>/checkpoints/best.pt      # the manual loop's
 
-The run's config.yaml, beside checkpoints/, sets the model and the data; flags override it.
+The run's config.yaml, beside checkpoints/, sets the model and the data; flags override it. The test
+itself is Lightning's Trainer.test, on one device.
 """
 
-import torch
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
+
+import lightning as L
 
 from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
-from {{ cookiecutter.package_name }}.loop import evaluate
-from {{ cookiecutter.package_name }}.recipe import Metrics
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    cli = ProjectCLI(path="evaluate", args=args)
+    cli = ProjectCLI(rung=None, args=args)
     if not cli.config.ckpt_path:
         raise CheckpointError("pass --ckpt_path, the checkpoint to evaluate")
-    net, data = cli.model.net, cli.datamodule
-    load_weights(net, cli.config.ckpt_path, cli.config.trust_checkpoint)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data.prepare_data()
-    data.setup("test")
-    metrics = evaluate(net.to(device), data.test_dataloader(), device, Metrics(data.num_classes).to(device))
-    print(f"test/loss {metrics['loss']:.4f}  test/acc {metrics['acc']:.4f}  ({cli.config.ckpt_path})")
-    return metrics
+    load_weights(cli.model.net, cli.config.ckpt_path, cli.config.trust_checkpoint)
+    quiet = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    trainer = L.Trainer(devices=1, precision=cli.config.trainer.precision, **quiet)
+    metrics = trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    results = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}
+    print(f"test/loss {results['loss']:.4f}  test/acc {results['acc']:.4f}  ({cli.config.ckpt_path})")
+    return results
 
 
 if __name__ == "__main__":
-    with clear_errors():
+    with one_line_errors():
         main()

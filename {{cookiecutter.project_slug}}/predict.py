@@ -1,4 +1,4 @@
-"""Predict the class of each image with a checkpoint from either path, and write a CSV.
+"""Predict the class of each image with a checkpoint from any way of training, and write a CSV.
 
     python predict.py --ckpt_path runs/<run>/checkpoints/best.ckpt photo.png more/ --output predictions.csv
 
@@ -8,13 +8,16 @@ sets the model and the data; pass other options as --key=value.
 
 import argparse
 import csv
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
 
 import torch
 from PIL import Image
 
 from {{ cookiecutter.package_name }}.checkpoints import load_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output", default="predictions.csv", help="the CSV to write")
     parser.add_argument("inputs", nargs="+", help="image files or folders")
     own, rest = parser.parse_known_args(argv)
-    cli = ProjectCLI(path="predict", args=[*rest, "--ckpt_path", own.ckpt_path])
+    cli = ProjectCLI(rung=None, args=[*rest, "--ckpt_path", own.ckpt_path])
     net, data = cli.model.net.eval(), cli.datamodule
     load_weights(net, own.ckpt_path, cli.config.trust_checkpoint)
     rows = []
@@ -60,5 +63,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    with clear_errors():
+    with one_line_errors():
         main()

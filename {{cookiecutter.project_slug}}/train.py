@@ -1,26 +1,45 @@
-"""Train with Lightning, then test the best checkpoint.
+"""Train with Lightning's Trainer, then test the best checkpoint.
 
-python train.py                                   # the defaults in configs/default.yaml
-python train.py --model.lr 0.003 --trainer.max_epochs 5 --data.batch_size 128
-python train.py --config my.yaml                  # a config of your own
-python train.py --help                            # every option
+    python train.py                                   # the defaults in configs/default.yaml
+    python train.py --model.lr 0.003 --trainer.max_epochs 5 --data.batch_size 128
+    python train.py --config my.yaml                  # a config of your own
+    python train.py --help                            # every option
+
+The CLI builds the LightningModule (module.py), the DataModule (data.py) and the Trainer; the Trainer
+runs the loop that train_manual.py writes out by hand.
 """
 
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
-from {{ cookiecutter.package_name }}.distributed import finish
-from {{ cookiecutter.package_name }}.paths import run_lightning
-from {{ cookiecutter.package_name }}.runs import say
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
+
+from {{ cookiecutter.package_name }}.checkpoints import find_checkpoint, read_checkpoint
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.runs import close_loggers, say
 
 
-def main(args: list[str] | None = None) -> dict:
-    results = run_lightning(ProjectCLI(path="lightning", args=args))
-    if results["test"] is not None:
+def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
+    cli = cli_class(rung="lightning", args=args)
+    trainer = cli.trainer
+    trusted, ckpt_path = cli.config.trust_checkpoint, None
+    if cli.config.ckpt_path:  # a missing, corrupt or unsafe file fails here, in one line
+        ckpt_path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "lightning")
+        read_checkpoint(ckpt_path, trusted)
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=not trusted)
+    results = {"net": cli.model.net, "datamodule": cli.datamodule, "run_dir": cli.run_dir, "test": None}
+    if test:
+        best = cli.best_checkpoint.best_model_path or None  # none under fast_dev_run
+        metrics = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
+        results["test"] = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}
         say(f"test accuracy: {results['test']['acc']:.4f}")
-    say(f"outputs: {results['run_dir']}")
-    finish()  # under DDP: every rank leaves the process group together
+    close_loggers(cli.loggers)
+    say(f"outputs: {cli.run_dir}")
     return results
 
 
 if __name__ == "__main__":
-    with clear_errors():
+    with one_line_errors():
         main()
+        leave_process_group()  # under DDP: every rank leaves together

@@ -1,26 +1,197 @@
-"""Train the same network on the same data with the hand-written loop in src/.../loop.py.
+"""Train the network by hand: the loop that Lightning's Trainer runs for you, written out.
 
-It takes the same options and the same config file as train.py:
-
+    python train_manual.py                                   # the defaults in configs/default.yaml
     python train_manual.py --model.lr 0.003 --trainer.max_epochs 5
+    torchrun --nproc_per_node 2 train_manual.py              # DDP on 2 processes (docs/distributed.md)
 
-Of the trainer options it reads max_epochs; the others belong to Lightning's Trainer.
+It takes train.py's options and config; of the trainer options it reads max_epochs and precision.
+Setup, then two nested loops (epochs, batches), then the six steps of every iteration, one line each:
+docs/six_steps.md shows where the Trainer does each of them.
 """
 
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
-from {{ cookiecutter.package_name }}.distributed import finish
-from {{ cookiecutter.package_name }}.paths import run_manual
-from {{ cookiecutter.package_name }}.runs import say
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from {{ cookiecutter.package_name }}.checkpoints import (
+    find_checkpoint,
+    load_weights,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, init_from_env, leave_process_group, local_rank, rank
+from {{ cookiecutter.package_name }}.runs import close_loggers, say
+from {{ cookiecutter.package_name }}.shared import FiniteLossCheck, Metrics, build_optimizer, loss_fn
 
 
-def main(args: list[str] | None = None) -> dict:
-    results = run_manual(ProjectCLI(path="manual", args=args))
-    say(f"test accuracy: {results['test']['acc']:.4f}")
-    say(f"outputs: {results['run_dir']}")
-    finish()  # under DDP: every rank leaves the process group together
+def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
+    cli = cli_class(rung="manual", args=args)
+    net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams  # the very network the Trainer trains
+    epochs, save_every = cli.config.trainer.max_epochs, cli.config.save_every_n_steps
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"the manual loop needs a number of epochs: --trainer.max_epochs 1 or more, not {epochs}")
+    autocast = autocast_dtype(cli.config.trainer.precision)
+    resume = None  # a missing or corrupt checkpoint fails here, before anything is written
+    if cli.config.ckpt_path:
+        path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "manual")
+        resume = read_checkpoint(path, cli.config.trust_checkpoint)
+        if "optimizer" not in resume:
+            raise ConfigError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
+
+    # Setup: the process group (under torchrun), the data, the optimizer, the run's directory and loggers
+    device = init_from_env(cli.config.dist_timeout)
+    if local_rank() == 0:
+        data.prepare_data()  # downloads once per machine, as Lightning does
+    barrier()
+    data.setup("fit")
+    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, epochs)
+    train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
+    val_metrics = Metrics(data.num_classes).to(device)
+    loss_check = FiniteLossCheck()
+    run_dir, loggers = cli.start_run() if rank() == 0 else (None, [])  # only rank 0 writes
+    run_dir = from_rank_zero(run_dir)
+    for lg in loggers:
+        lg.log_hyperparams(cli.config.as_dict())
+    ckpt_dir = run_dir / "checkpoints"
+    net.to(device)
+    # Under DDP the backward pass averages the gradients of all ranks; the optimizer holds net's own parameters.
+    model = DistributedDataParallel(net) if dist.is_initialized() else net
+
+    first_epoch, first_batch, step, best_acc = 0, 0, 0, -1.0  # best.pt starts afresh, as ModelCheckpoint's
+    if resume is not None:  # where the saved run stopped: this epoch, after this many batches
+        net.load_state_dict(resume["net"])
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume["scheduler"])
+        train_metrics.load_state_dict(resume["train_metrics"])
+        first_epoch, first_batch, step = resume["next_epoch"], resume["next_batch"], resume["steps"]
+        set_rng_state(resume["rng_state"])  # last: nothing may draw between this and the next step
+
+    for epoch in range(first_epoch, epochs):
+        # This epoch's shuffle is seeded with seed + epoch, the order the Trainer sees too; a run resumed
+        # mid-epoch skips the batches it has trained on.
+        train_loader.sampler.set_epoch(epoch, start=first_batch * train_loader.batch_size)
+        model.train()
+        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar(cli))
+        for batch, (x, y) in enumerate(bar, start=first_batch):
+            # non_blocking: from pinned memory the copy overlaps the GPU's work
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # 1. move the batch to the device
+            optimizer.zero_grad()  # 2. clear the last step's gradients
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):  # --trainer.precision
+                logits = model(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
+                loss = loss_fn(logits, y)  # 4. loss
+            loss.backward()  # 5. backward: every parameter's .grad
+            optimizer.step()  # 6. update the weights
+
+            train_metrics.update(loss, logits, y)
+            step += 1
+            loss_check.check(loss, step)  # a NaN or inf loss stops the run (read a step late: no GPU wait)
+            if save_every and step % save_every == 0:  # a checkpoint mid-epoch, to resume from after a crash
+                loss_check.flush()  # never save weights that a NaN loss has spoiled
+                if rank() == 0:
+                    state = checkpoint(net, optimizer, scheduler, train_metrics, epoch, batch + 1, step)
+                    save_checkpoint(state, ckpt_dir / "last.pt")
+        loss_check.flush()
+        first_batch = 0
+
+        train = compute_and_reset(train_metrics)
+        val = evaluate(net, val_loader, device, val_metrics, autocast)  # synced across ranks by torchmetrics
+        if scheduler is not None:
+            scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
+        row = {"epoch": epoch, **prefixed("train", train), **prefixed("val", val)}
+        for lg in loggers:
+            lg.log_metrics(row, step=step)
+        say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
+        if rank() == 0:  # everything the next epoch needs; best.pt when val/acc improved, strictly
+            state = checkpoint(net, optimizer, scheduler, train_metrics, epoch + 1, 0, step) | {"val_acc": val["acc"]}
+            save_checkpoint(state, ckpt_dir / "last.pt")
+            if val["acc"] > best_acc:
+                save_checkpoint(state, ckpt_dir / "best.pt")
+        best_acc = max(best_acc, val["acc"])
+
+    results = {"net": net, "datamodule": data, "run_dir": run_dir, "test": None}
+    if test:
+        barrier()  # rank 0 has written best.pt
+        load_weights(net, ckpt_dir / "best.pt")  # the best epoch's weights, as Trainer.test(ckpt_path="best")
+        data.setup("test")
+        metrics = Metrics(data.num_classes).to(device)
+        results["test"] = evaluate(net, data.test_dataloader(), device, metrics, autocast)
+        for lg in loggers:
+            lg.log_metrics(prefixed("test", results["test"]), step=step)
+        say(f"test accuracy: {results['test']['acc']:.4f}")
+    close_loggers(loggers)
+    say(f"outputs: {run_dir}")
     return results
 
 
+@torch.no_grad()  # no graph, no gradients: evaluation only reads the weights
+def evaluate(
+    net: nn.Module, loader: DataLoader, device: torch.device, metrics: Metrics, autocast: torch.dtype | None = None
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``net`` over ``loader`` (this rank's shard, synced by ``metrics``)."""
+    net.eval()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = net(x)
+            loss = loss_fn(logits, y)
+        metrics.update(loss, logits, y)
+    return compute_and_reset(metrics)
+
+
+def checkpoint(net, optimizer, scheduler, train_metrics, next_epoch: int, next_batch: int, steps: int) -> dict:
+    """Everything the next step depends on, and where it is: a resumed run takes the very steps this one would."""
+    return {
+        "next_epoch": next_epoch,
+        "next_batch": next_batch,
+        "steps": steps,
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "train_metrics": train_metrics.state_dict(),  # the epoch's running sums, for a resume mid-epoch
+        "rng_state": rng_state(),  # dropout draws on it
+    }
+
+
+def compute_and_reset(metrics: Metrics) -> dict[str, float]:
+    values = {name: value.item() for name, value in metrics.compute().items()}
+    metrics.reset()
+    return values
+
+
+def prefixed(stage: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{stage}/{name}": value for name, value in values.items()}
+
+
+def progress_bar(cli: ProjectCLI) -> bool:
+    return cli.config.trainer.enable_progress_bar is not False and rank() == 0
+
+
+def autocast_dtype(precision: str | int | None) -> torch.dtype | None:
+    """The autocast dtype of a Trainer precision flag: None runs in float32."""
+    if precision in (None, 32, "32", "32-true"):
+        return None
+    if precision == "bf16-mixed":
+        return torch.bfloat16
+    raise ConfigError(
+        f"the manual loop runs --trainer.precision 32-true or bf16-mixed, not {precision}: "
+        "16-mixed also needs a GradScaler, which this loop leaves out"
+    )
+
+
 if __name__ == "__main__":
-    with clear_errors():
+    with one_line_errors():
         main()
+        leave_process_group()  # under DDP: every rank leaves together

@@ -1,13 +1,12 @@
-{%- set ds = cookiecutter.dataset -%}
-{%- set tensors = ds in ["digits", "mnist", "fashion_mnist", "cifar10"] -%}
+"""The DataModule on the chosen data set's fake files: shapes, splits, normalisation, order, workers.
+
+What is particular to one data set is tested in test_dataset_<data set>.py.
+"""
+
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.data import {{ 'DataError, ' if cookiecutter.dataset != 'digits' else '' }}DataModule
-{%- if not tensors %}
-
-from fake_data import CLASSES, TEST, TRAIN
-{%- endif %}
+from {{ cookiecutter.package_name }}.data import DataModule, dataset, size_of
 
 
 @pytest.fixture(scope="module")
@@ -29,82 +28,38 @@ def test_batch_shapes_and_dtypes(data_dir, batch_size):
         assert 0 <= y.min() and y.max() < dm.num_classes
 
 
-def test_splits_are_complete_disjoint_and_seeded(datamodule, data_dir):
-    sizes = {name: len(split) for name, split in datamodule.splits.items()}
-    assert all(sizes.values()) and datamodule.num_classes == len(datamodule.class_names)
-{%- if tensors %}
-    train, val = set(datamodule.indices["train"]), set(datamodule.indices["val"])
-    assert not train & val
+def test_image_size_resizes_every_split(data_dir):
+    dm = DataModule(data_dir=data_dir, num_workers=0, image_size=12)
+    dm.setup("fit")
+    assert dm.input_shape[1:] == (12, 12)
+    assert all(next(iter(split))[0].shape == dm.input_shape for split in dm.splits.values())
+
+
+def test_splits_drawn_at_random_are_complete_disjoint_and_seeded(datamodule, data_dir):
+    if not datamodule.indices:
+        pytest.skip("this data set brings all three splits; test_dataset_<name>.py checks them")
+    source = dataset.load(data_dir)
+    parts = [set(indices) for indices in datamodule.indices.values()]
+    assert all(parts) and sum(len(part) for part in parts) == len(set().union(*parts))  # none shared
+    assert set().union(*parts) == set(range(size_of(source["all" if "all" in source else "train"])))  # none left
+    assert {name: len(datamodule.splits[name]) for name in datamodule.indices} == {
+        name: len(indices) for name, indices in datamodule.indices.items()
+    }
     again, other = DataModule(data_dir=data_dir), DataModule(data_dir=data_dir, seed=7)
     again.setup("fit")
     other.setup("fit")
     assert again.indices == datamodule.indices and other.indices["train"] != datamodule.indices["train"]
-{%- else %}
-    assert datamodule.class_names == fake_classes()
-    # train/ and val/ are the splits (val serves as test too): every image in exactly one of them
-    train, val = ({path for path, _ in datamodule.splits[name].dataset.samples} for name in ("train", "val"))
-    assert len(train) == TRAIN and len(val) == TEST and not train & val
-{%- endif %}
-{%- if ds == "digits" %}
-    assert sum(sizes.values()) == 1797
-{%- endif %}
-{%- if tensors %}
 
 
 def test_inputs_are_normalized_with_the_data_sets_statistics(datamodule):
-    from {{ cookiecutter.package_name }}.data import MEAN, STD, load_images
-
-    images = next(iter(load_images(datamodule.hparams.data_dir).values()))[0]  # uint8 (N, C, H, W)
+    source = dataset.load(datamodule.hparams.data_dir)
+    images = source["all" if "all" in source else "train"]
+    if not isinstance(images, tuple):
+        pytest.skip("images read from disk are resized; test_dataset_<name>.py checks them")
     index = datamodule.indices["val"][0]
-    expected = (images[index].float() / 255 - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    mean, std = torch.tensor(dataset.MEAN)[:, None, None], torch.tensor(dataset.STD)[:, None, None]
+    expected = (images[0][index].float() / 255 - mean) / std
     assert torch.allclose(datamodule.splits["val"][0][0], expected, atol=1e-5)
-{%- else %}
-
-
-def fake_classes() -> list[str]:
-    return sorted(CLASSES)
-
-
-def test_one_folder_is_split_by_a_seeded_ratio(data_dir):
-    def split_indices(seed: int) -> list[set[int]]:
-        dm = DataModule(data_dir=f"{data_dir}/train", num_workers=0, seed=seed)
-        dm.setup("fit")
-        return [set(dm.splits[name].dataset.indices) for name in ("train", "val", "test")]
-
-    train, val, test = split_indices(42)
-    assert [len(train), len(val), len(test)] == [168, 36, 36]
-    assert train | val | test == set(range(TRAIN)) and not (train & val or train & test or val & test)
-    assert split_indices(42) == [train, val, test] and split_indices(7)[0] != train
-
-
-@pytest.mark.parametrize("layout", ["missing", "empty", "one_class", "no_images"])
-def test_a_bad_folder_gets_a_clear_error(tmp_path, layout):
-    if layout != "missing":
-        (tmp_path / "train").mkdir()
-    if layout in ("one_class", "no_images"):
-        (tmp_path / "train" / "cat").mkdir()
-    if layout == "no_images":
-        (tmp_path / "train" / "dog").mkdir()
-        (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")
-        (tmp_path / "val").mkdir()
-    with pytest.raises(DataError, match=str(tmp_path)):
-        DataModule(data_dir=str(tmp_path)).setup("fit")
-{%- endif %}
-{%- if ds in ["mnist", "fashion_mnist", "cifar10"] %}
-
-
-def test_absent_data_offline_gets_a_clear_error(tmp_path, monkeypatch):
-    from urllib.error import URLError
-
-    import torchvision.datasets.utils as utils
-
-    def offline(*args, **kwargs):
-        raise URLError("no network")
-
-    monkeypatch.setattr(utils.urllib.request, "urlopen", offline)  # the network is never touched
-    with pytest.raises(DataError, match=f"{tmp_path}.*--data.data_dir"):
-        DataModule(data_dir=str(tmp_path)).prepare_data()
-{%- endif %}
 
 
 def test_shuffle_order_depends_on_the_epoch_alone(datamodule):

@@ -63,6 +63,6 @@ def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(
     result = run_bounded(ddp_command(path, args), {**ddp_env(), "STALL_RANK": "1"}, timeout=150)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0
-    assert [line for line in errors if line.startswith("error: rank 1: DataLoader timed out after 5")], (
-        result.stderr[-4000:]
-    )
+    assert [line for line in errors if line.startswith("error: rank 1: DataLoader timed out after 5")], result.stderr[
+        -4000:
+    ]

@@ -2,6 +2,8 @@ import argparse
 import csv
 import inspect
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,11 @@ import predict
 import train
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, clear_errors
-from {{ cookiecutter.package_name }}.data import DataModule{{ "" if cookiecutter.dataset == "image_folder" else ", load_images" }}
-from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.data import DataModule, dataset
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER, wandb_should_go_offline
 
+from bounded import run_bounded
 from conftest import QUICK
 
 
@@ -32,17 +35,17 @@ def test_help_lists_every_option(capsys):
 
 def test_overrides_reach_the_objects(quick_args):
     overrides = ["--model.lr", "0.01", "--trainer.max_epochs", "2", "--data.batch_size", "8", "--model.net.width", "4"]
-    cli = ProjectCLI(path="manual", args=[*quick_args, *overrides])
+    cli = ProjectCLI(rung="manual", args=[*quick_args, *overrides])
     assert cli.model.hparams.lr == 0.01 and cli.config.trainer.max_epochs == 2
     assert cli.datamodule.hparams.batch_size == 8 and cli.model.net.features[0].out_channels == 4
     assert cli.model.net.classifier[-1].out_features == cli.datamodule.num_classes
 
 
 def test_config_file_round_trip(quick_args, tmp_path):
-    first = ProjectCLI(path="manual", args=[*quick_args, "--model.lr", "0.005", "--data.batch_size", "16"])
+    first = ProjectCLI(rung="manual", args=[*quick_args, "--model.lr", "0.005", "--data.batch_size", "16"])
     path = tmp_path / "config.yaml"
     path.write_text(first.parser.dump(first.config))
-    second = ProjectCLI(path="manual", args=["--config", str(path)])
+    second = ProjectCLI(rung="manual", args=["--config", str(path)])
     assert second.config.clone().as_dict() | {"config": None} == first.config.as_dict() | {"config": None}
     assert second.model.hparams == first.model.hparams and second.datamodule.hparams == first.datamodule.hparams
 
@@ -90,17 +93,15 @@ def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path,
 
 
 def write_images(folder: Path, data_dir: str) -> Path:
-    """A few images as PNG files, the way a user would hand them to predict.py."""
+    """A few images of the data set as PNG files, the way a user would hand them to predict.py."""
     folder.mkdir()
-{%- if cookiecutter.dataset == "image_folder" %}
-    for source in sorted(Path(data_dir, "val").rglob("*.png"))[:5]:
-        Image.open(source).save(folder / f"{source.parent.name}-{source.name}")
-{%- else %}
-    images, _ = next(iter(load_images(data_dir).values()))  # uint8 (N, C, H, W)
-    for index, image in enumerate(images[:5]):
-        array = image.permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, 3)
-        Image.fromarray(array).save(folder / f"{index}.png")
-{%- endif %}
+    source = next(iter(dataset.load(data_dir).values()))  # (images, labels) in memory, or a Dataset on disk
+    for index in range(5):
+        if isinstance(source, tuple):
+            image = Image.fromarray(source[0][index].permute(1, 2, 0).squeeze(-1).numpy())  # (H, W) or (H, W, 3)
+        else:
+            image = source[index][0]
+        image.save(folder / f"{index}.png")
     return folder
 
 
@@ -113,7 +114,7 @@ def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, capsys, da
         args = ["--ckpt_path", str(tmp_path / "cut.pt"), "--data.data_dir", data_dir]
     if problem == "other_shape":
         args = ["--ckpt_path", str(good), "--model.net.width", "8"]
-    with pytest.raises(SystemExit) as exit_info, clear_errors():  # what `python evaluate.py ...` runs
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python evaluate.py ...` runs
         evaluate.main(args)
     assert exit_info.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
@@ -122,7 +123,7 @@ def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, capsys, da
 
 
 def test_a_new_run_never_reuses_a_directory(quick_args):
-    dirs = {ProjectCLI(path="manual", args=quick_args).run_dir for _ in range(3)}
+    dirs = {ProjectCLI(rung="manual", args=quick_args).start_run()[0] for _ in range(3)}
     assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
 
 
@@ -154,7 +155,7 @@ def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_pa
     for entry in (train, train_manual):
         run_root = tmp_path / entry.__name__
         args = [*quick_args, "--run_root", str(run_root), "--model.lr", "1e30", "--save_every_n_steps", "1"]
-        with pytest.raises(SystemExit) as exit_info, clear_errors():  # what `python train.py ...` runs
+        with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python train.py ...` runs
             entry.main(args)
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
         assert exit_info.value.code == 2 and len(errors) == 1 and "--model.lr" in errors[0], errors
@@ -170,14 +171,13 @@ def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp
     unsafe = tmp_path / "unsafe.pt"
     torch.save({**state, "args": argparse.Namespace(lr=0.1)}, unsafe)  # an object a weights-only load refuses
     args = ["--ckpt_path", str(unsafe), "--data.data_dir", data_dir]  # outside a run directory: no config.yaml
-    with pytest.raises(SystemExit), clear_errors():
+    with pytest.raises(SystemExit), one_line_errors():
         evaluate.main(args)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "--trust_checkpoint true" in errors[0]
     assert 0 <= evaluate.main([*args, "--trust_checkpoint", "true"])["acc"] <= 1
 
 
-BAKED_LOGGER = {{ cookiecutter.logger | tojson }}
 LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.out.tfevents.*", "csv": "metrics.csv"}
 
 
@@ -185,19 +185,19 @@ LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.
 @pytest.mark.parametrize("entry", [train, train_manual], ids=["lightning", "manual"])
 def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
-    run_dir = entry.main([*quick_args, "--logger", BAKED_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
+    run_dir = entry.main([*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
     assert list(run_dir.glob("checkpoints/last.*")), sorted(run_dir.rglob("*"))  # the run itself happened
-    if BAKED_LOGGER == "none":  # nothing but the run's own config and checkpoints
+    if DEFAULT_LOGGER == "none":  # nothing but the run's own config and checkpoints
         assert {p.name for p in run_dir.iterdir()} <= {"config.yaml", "checkpoints"}, sorted(run_dir.rglob("*"))
         return
-    written = sorted(run_dir.glob(LOG_FILES[BAKED_LOGGER]))
+    written = sorted(run_dir.glob(LOG_FILES[DEFAULT_LOGGER]))
     assert written, sorted(run_dir.rglob("*"))
-    if BAKED_LOGGER == "csv":
+    if DEFAULT_LOGGER == "csv":
         assert "val/acc" in written[0].read_text().splitlines()[0]
 
 
 def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys):
-    with pytest.raises(SystemExit) as exit_info, clear_errors():
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
         train_manual.main([*quick_args, "--trainer.precision", "16-mixed"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert exit_info.value.code == 2 and len(errors) == 1 and "bf16-mixed" in errors[0]
@@ -215,7 +215,7 @@ BAD_OPTIONS = {
 @pytest.mark.parametrize("problem", list(BAD_OPTIONS))
 def test_bad_options_exit_with_a_message_and_write_nothing(quick_args, tmp_path, capsys, entry, problem):
     args, named = BAD_OPTIONS[problem]
-    with pytest.raises(SystemExit) as exit_info, clear_errors():  # what `python train.py ...` runs
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python train.py ...` runs
         entry.main([*quick_args, *args])
     assert exit_info.value.code != 0
     assert named in capsys.readouterr().err
@@ -253,7 +253,7 @@ def one_error_line(capsys) -> str:
 def test_a_value_outside_its_domain_gets_one_line_and_writes_nothing(quick_args, tmp_path, capsys, option):
     if option.startswith("data.") and option.split(".")[1] not in DATA_OPTIONS:
         pytest.skip(f"this data set has no {option}")
-    with pytest.raises(SystemExit) as exit_info, clear_errors():
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
         train_manual.main([*quick_args, f"--{option}", BAD_VALUES[option]])
     line = one_error_line(capsys)
     assert exit_info.value.code == 2 and option.split(".")[-1] in line and "restriction" in line, line
@@ -263,13 +263,42 @@ def test_a_value_outside_its_domain_gets_one_line_and_writes_nothing(quick_args,
 @pytest.mark.parametrize("entry", [train, compare, evaluate, predict])
 def test_every_entry_refuses_a_bad_value_in_one_line(quick_args, tmp_path, capsys, entry):
     own = {predict: ["--ckpt_path", "x.pt", str(tmp_path)], evaluate: ["--ckpt_path", "x.pt"]}.get(entry, [])
-    with pytest.raises(SystemExit) as exit_info, clear_errors():
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
         entry.main([*own, *quick_args, "--data.batch_size", "0"])
     assert exit_info.value.code == 2 and "batch_size" in one_error_line(capsys)
     assert not list((tmp_path / "runs").rglob("*"))
 
 
 def test_compare_refuses_a_repeat_count_below_one(capsys):
-    with pytest.raises(SystemExit) as exit_info, clear_errors():
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
         compare.main(["--repeats", "0"])
     assert exit_info.value.code == 2 and "--repeats" in one_error_line(capsys)
+
+
+ENTRIES = ["train.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py"]
+PACKAGE = DataModule.__module__.partition(".")[0]
+# Each entry as `python ENTRY --help` would see it: the original sys.path, and nothing of the project imported.
+RUN_EACH = f"""
+import runpy, sys
+path = list(sys.path)
+for entry in {ENTRIES!r}:
+    sys.path[:] = path
+    for name in [name for name in sys.modules if name.partition(".")[0] in ({PACKAGE!r}, "train", "train_manual")]:
+        del sys.modules[name]
+    sys.argv = [entry, "--help"]
+    try:
+        runpy.run_path(entry, run_name="__main__")
+    except SystemExit as exit:
+        print("exit of", entry, exit.code)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_every_entry_runs_from_the_project_root_without_the_package_on_the_path():
+    # As `python train.py` right after baking: no PYTHONPATH, and (in the template's own tests) no install.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = run_bounded([sys.executable, "-c", RUN_EACH], env, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exits = [line for line in result.stdout.splitlines() if line.startswith("exit of ")]
+    assert exits == [f"exit of {entry} 0" for entry in ENTRIES], result.stdout[-3000:]

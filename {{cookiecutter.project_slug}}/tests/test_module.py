@@ -24,14 +24,6 @@ def test_fast_dev_run_smoke(data_dir):
     assert set(metrics) == {"test/loss", "test/acc"} and 0 <= metrics["test/acc"] <= 1
 
 
-def test_predict_step_returns_probabilities(data_dir):
-    model, data = build(data_dir)
-    x = torch.randn(4, *data.input_shape)
-    probs = model.predict_step((x, torch.zeros(4, dtype=torch.long)), 0)
-    assert probs.shape == (4, data.num_classes)
-    assert torch.allclose(probs.sum(dim=-1), torch.ones(4))
-
-
 def test_scheduler_steps_per_epoch(data_dir):
     model, data = build(data_dir, scheduler="cosine")
     trainer = L.Trainer(max_epochs=3, enable_checkpointing=False, limit_train_batches=2, limit_val_batches=1, **QUIET)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
+
 from bounded import ROOT, run_bounded
 from conftest import QUICK
 
@@ -69,9 +71,8 @@ def test_every_entry_point_finishes_offline_without_a_prompt(tmp_path, data_dir)
         result = run(["tests/fake_data.py", *entry], env)
         assert result.returncode == 0, f"{entry[0]}: {result.stderr[-3000:]}"
     assert not log.exists(), f"connections were attempted: {log.read_text()}"
-{%- if cookiecutter.logger == "wandb" %}
-    assert len(list(runs.glob("*/wandb/offline-run-*"))) == 4  # train, train_manual, compare's two runs
-{%- endif %}
+    if DEFAULT_LOGGER == "wandb":
+        assert len(list(runs.glob("*/wandb/offline-run-*"))) == 4  # train, train_manual, compare's two runs
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from {{ cookiecutter.package_name }}.compare import compare
+from compare import compare
 from {{ cookiecutter.package_name }}.data import DataModule
 
 EPOCHS = 3

@@ -14,7 +14,6 @@ import torch
 import train
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
-from {{ cookiecutter.package_name }}.loop import Run
 
 from bounded import ROOT
 from conftest import QUICK
@@ -78,14 +77,15 @@ def test_manual_loop_interrupted_mid_epoch_repeats_the_lost_steps(tmp_path, data
     args += ["--save_every_n_steps", "3"]
     reference = final_weights(train_manual.main([*args, "--run_root", str(tmp_path / "reference")]), "last.pt")
 
-    after_step = Run.after_step
+    step, steps_done = torch.optim.AdamW.step, []
 
-    def crash_at_step_5(run: Run, loss: torch.Tensor) -> None:
-        after_step(run, loss)
-        if run.step == 5:  # two steps after the checkpoint at step 3
+    def crash_after_step_5(optimizer, *args, **kwargs):
+        if len(steps_done) == 5:  # two steps after the checkpoint at step 3
             raise KeyboardInterrupt
+        steps_done.append(1)
+        return step(optimizer, *args, **kwargs)
 
-    monkeypatch.setattr(Run, "after_step", crash_at_step_5)
+    monkeypatch.setattr(torch.optim.AdamW, "step", crash_after_step_5)
     with pytest.raises(KeyboardInterrupt):
         train_manual.main([*args, "--run_root", str(tmp_path / "killed")])
     monkeypatch.undo()

@@ -35,14 +35,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resolve(ckpt_path: str, run_root: str | Path, path: str) -> Path:
-    """``last`` means the newest last checkpoint of this path under run_root; anything else is a file path."""
+def find_checkpoint(ckpt_path: str, run_root: str | Path, rung: str) -> Path:
+    """``last`` means the newest last checkpoint of this rung's runs under run_root; anything else is a file."""
     if ckpt_path != "last":
         return Path(ckpt_path)
-    suffix = ".ckpt" if path == "lightning" else ".pt"
-    found = sorted(Path(run_root).glob(f"*-{path}*/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
+    suffix = ".ckpt" if rung == "lightning" else ".pt"
+    found = sorted(Path(run_root).glob(f"*-{rung}*/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise CheckpointError(f"--ckpt_path last: no {path} run with checkpoints/last{suffix} under {run_root}")
+        raise CheckpointError(f"--ckpt_path last: no {rung} run with checkpoints/last{suffix} under {run_root}")
     return found[-1]
 
 

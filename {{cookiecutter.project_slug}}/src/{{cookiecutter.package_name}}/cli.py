@@ -1,10 +1,11 @@
 """One command line for every entry: train.py, train_manual.py, evaluate.py and predict.py parse the same options.
 
 LightningCLI turns the typed ``__init__`` arguments of the model, the network and the DataModule into
-flags and YAML keys. The hand-written loop parses through this same class, so the two paths cannot
-drift apart in what they accept or in how the seed, the network and the data are built.
+flags and YAML keys. The hand-written loop parses through this same class, so the ways of training
+cannot drift apart in what they accept or in how the seed, the network and the data are built.
 """
 
+import argparse
 import hashlib
 import os
 import sys
@@ -25,13 +26,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from .checkpoints import CheckpointError
 from .data import DataError, DataModule
 from .module import Classifier
-from .recipe import NonFiniteLossError
-from .runs import LoggerName, build_logger, shared_run_dir
+from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
+from .shared import NonFiniteLossError
 
-PROJECT = {{ cookiecutter.__wandb_project | tojson }}  # the wandb project
+PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
 # configs/ sits at the project root, two levels above this package's src/ directory.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-TRAINING = ("lightning", "manual")  # the paths that train, and so get a run directory and a logger
 # model.py imports torch only, so the network's arguments are plain ints and floats; their domains are
 # checked here, with jsonargparse's own types, before anything is built.
 NETWORK_DOMAINS = {
@@ -65,29 +65,30 @@ class OneLineErrorParser(LightningArgumentParser):
 class ProjectCLI(LightningCLI):
     """Parses the config and the flags, seeds, and builds the DataModule and the model.
 
-    ``path="lightning"`` also builds the Trainer; ``"manual"`` stops before it, for the hand-written
-    loop. Both get a fresh ``run_dir`` and the run's ``logger``. Other paths (evaluate, predict) get
-    neither; given a checkpoint inside a run directory, they read that run's config.yaml first.
+    ``rung`` names the way of training this parse is for: ``"lightning"`` also builds the Trainer, with
+    a fresh run directory and the run's logger; ``"manual"`` stops before the Trainer, and the loop
+    asks for its run directory with ``start_run``. ``None`` (evaluate.py, predict.py) trains nothing;
+    given a checkpoint inside a run directory, it reads that run's config.yaml first.
     """
 
-    def __init__(self, path: str = "lightning", args: list[str] | None = None, **kwargs: Any) -> None:
-        self.path, self.run_dir, self.logger = path, None, None
+    def __init__(self, rung: str | None = "lightning", args: list[str] | None = None, **kwargs: Any) -> None:
+        self.rung, self.run_dir, self.loggers = rung, None, []
         defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.exists() else []
-        if path not in TRAINING:
+        if rung is None:
             defaults += run_config_of(sys.argv[1:] if args is None else args)
+        kwargs.setdefault("datamodule_class", DataModule)
         super().__init__(
             Classifier,
-            DataModule,
             args=args,
             run=False,  # `python train.py` with no subcommand: the entries call fit and test themselves
-            auto_configure_optimizers=False,  # the optimizer lives in recipe.py, for both paths
+            auto_configure_optimizers=False,  # the optimizer lives in shared.py, for every way of training
             parser_kwargs={"default_config_files": defaults},
             parser_class=OneLineErrorParser,
             **kwargs,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--logger", type=LoggerName, default={{ cookiecutter.logger | tojson }}, help="Experiment logger.")
+        parser.add_argument("--logger", type=LoggerName, default=DEFAULT_LOGGER, help="Experiment logger.")
         parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
@@ -125,21 +126,10 @@ class ProjectCLI(LightningCLI):
                     raise ConfigError(f"--model.net.{name}: {error}") from None
 
     def instantiate_trainer(self, **kwargs: Any):
-        # Reached once the model and the data exist: the run directory is made only for a valid config.
-        if self.path not in TRAINING:
+        """The Trainer, for ``rung="lightning"`` only: with its run directory, logger and checkpoints."""
+        if self.rung != "lightning":
             return None
-        # Under DDP every process parses the config; only rank 0 makes the run directory and logs.
-        rank = rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in a single process
-        self.run_dir = shared_run_dir(self.config.run_root, self.path, rank)
-        chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
-        if rank != 0:
-            self.logger = None
-        elif isinstance(chosen, Logger) or chosen is False:
-            self.logger = chosen or None
-        else:
-            self.logger = build_logger(self.config.logger, self.run_dir, PROJECT, self.path, self.config_id())
-        if self.path == "manual":
-            return None
+        self.run_dir, self.loggers = self.start_run()
         ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None  # rank 0's is sent to the others
         # best.ckpt by validation accuracy, for the test at the end
         self.best_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max")
@@ -156,35 +146,54 @@ class ProjectCLI(LightningCLI):
         if registered.get("strategy") is DDPStrategy:  # "ddp" and its variants, with --dist_timeout
             strategy = DDPStrategy(timeout=timedelta(seconds=self.config.dist_timeout), **registered["init_params"])
         return super().instantiate_trainer(
-            default_root_dir=self.run_dir, logger=self.logger or False, callbacks=callbacks, strategy=strategy, **kwargs
+            default_root_dir=self.run_dir,
+            logger=self.loggers or False,
+            callbacks=callbacks,
+            strategy=strategy,
+            **kwargs,
         )
 
+    def start_run(self) -> tuple[Path | None, list[Logger]]:
+        """Make this run's directory (rank 0; the others get it as ``None``) and its loggers (rank 0 only).
+
+        Called once the model and the data exist, so an invalid config writes nothing.
+        """
+        rank = rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in a single process
+        run_dir = shared_run_dir(self.config.run_root, self.rung, rank)
+        chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
+        if rank != 0:
+            logger = None
+        elif isinstance(chosen, Logger) or chosen is False:
+            logger = chosen or None
+        else:
+            logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, self.config_id())
+        if rank == 0 and self.rung != "lightning":  # the Trainer's SaveConfigCallback writes its own
+            self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
+        return run_dir, [logger] if logger is not None else []
+
     def config_id(self) -> str:
-        """A short hash of what decides the result: both paths run with one config share it (the wandb group)."""
+        """A short hash of what decides the result: the runs of one config share it (the wandb group)."""
         config = self.config.clone()
         for key in RUN_ONLY_OPTIONS:
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
-    def save_run_config(self) -> None:
-        """Write config.yaml into the run directory, as Lightning's SaveConfigCallback does for its path."""
-        self.parser.save(self.config, str(self.run_dir / "config.yaml"), skip_none=False, overwrite=False)
-
 
 def run_config_of(args: list[str]) -> list[str]:
-    """[runs/<run>/config.yaml] when --ckpt_path names a checkpoint inside a run directory, else []."""
-    for i, arg in enumerate(args):
-        value = arg.split("=", 1)[1] if arg.startswith("--ckpt_path=") else None
-        if arg == "--ckpt_path" and i + 1 < len(args):
-            value = args[i + 1]
-        if value:
-            config = Path(value).resolve().parent.parent / "config.yaml"
-            return [str(config)] if config.is_file() else []
-    return []
+    """[runs/<run>/config.yaml] when --ckpt_path names a checkpoint inside a run directory, else [].
+
+    It must be known before the parse, as a default config file under the flags, so --ckpt_path is read
+    ahead by a parser of its own.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--ckpt_path")
+    ckpt_path = pre.parse_known_args(args)[0].ckpt_path
+    config = Path(ckpt_path).resolve().parent.parent / "config.yaml" if ckpt_path else None
+    return [str(config)] if config and config.is_file() else []
 
 
 @contextmanager
-def clear_errors() -> Iterator[None]:
+def one_line_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback.
 
     Under DDP the line names the rank, and a stall says what the rank waited on.

@@ -24,7 +24,7 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
 
     Once the group exists, the DataModule's samplers shard by rank. A group
     that exists already (Lightning made it, in compare.py under torchrun) is reused. The entry points
-    take it down with ``finish``.
+    take it down with ``leave_process_group``.
     """
     device = torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
     if device.type == "cuda":
@@ -62,7 +62,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def finish() -> None:
+def leave_process_group() -> None:
     """Leave the process group together: every rank waits for the others, then takes it down.
 
     Left to the interpreter's exit (Lightning's own choice), a rank can take its end down while a peer

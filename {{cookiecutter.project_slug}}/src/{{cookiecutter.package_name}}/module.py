@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from .checkpoints import rng_state, set_rng_state
-from .recipe import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn
+from .shared import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn
 
 STAGES = ("train", "val", "test")
 # Under DDP Lightning suggests sync_dist=True for epoch-level values. Ours come from torchmetrics'
@@ -66,10 +66,6 @@ class Classifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "test")
-
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, _ = batch
-        return self(x).softmax(dim=-1)  # (B, num_classes) class probabilities
 
     def configure_optimizers(self):
         hp = self.hparams

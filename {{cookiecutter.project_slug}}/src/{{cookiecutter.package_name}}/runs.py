@@ -1,4 +1,4 @@
-"""Where a run writes: a fresh directory per run, and the logger both paths share."""
+"""Where a run (one training, by any rung) writes: a fresh directory, and its logger."""
 
 import netrc
 import os
@@ -10,11 +10,12 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from lightning.pytorch.utilities import rank_zero_only
 
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
+DEFAULT_LOGGER = "{{ cookiecutter.logger }}"  # chosen when the project was baked; --logger switches
 
 
-def new_run_dir(root: str | Path, path: str) -> Path:
-    """Create ``root/<date>_<time>-<path>``, adding ``-1``, ``-2``... so an earlier run is never overwritten."""
-    stem = f"{datetime.now():%Y%m%d_%H%M%S}-{path}"
+def new_run_dir(root: str | Path, rung: str) -> Path:
+    """Create ``root/<date>_<time>-<rung>``, adding ``-1``, ``-2``... so an earlier run is never overwritten."""
+    stem = f"{datetime.now():%Y%m%d_%H%M%S}-{rung}"
     for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
         run_dir = Path(root) / f"{stem}{suffix}"
         try:
@@ -28,24 +29,24 @@ def new_run_dir(root: str | Path, path: str) -> Path:
 RUN_DIR_VARIABLE = "PROJECT_RUN_DIR"
 
 
-def shared_run_dir(root: str | Path, path: str, rank: int) -> Path | None:
+def shared_run_dir(root: str | Path, rung: str, rank: int) -> Path | None:
     """The run directory, made once per run however many processes it has.
 
     Rank 0 makes it and names it in the environment, which the processes Lightning launches for DDP
     inherit. Processes started apart (torchrun) get None here; the manual loop sends them rank 0's.
     """
     if rank == 0:
-        run_dir = new_run_dir(root, path)
+        run_dir = new_run_dir(root, rung)
         os.environ[RUN_DIR_VARIABLE] = str(run_dir)
         return run_dir
     return Path(os.environ[RUN_DIR_VARIABLE]) if RUN_DIR_VARIABLE in os.environ else None
 
 
-def build_logger(name: LoggerName, run_dir: Path, project: str, path: str, group: str | None = None) -> Logger | None:
+def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:
     """The experiment logger of one run.
 
-    wandb shows ``path`` ("lightning" or "manual") as the job type and ``group`` as the group: runs of
-    one config share a group, so the two paths sit side by side.
+    wandb shows ``rung`` ("lightning", "manual") as the job type and ``group`` as the group: runs of
+    one config share a group, so the rungs sit side by side.
     """
     if name == "none":
         return None
@@ -68,7 +69,7 @@ def build_logger(name: LoggerName, run_dir: Path, project: str, path: str, group
         name=run_dir.name,
         save_dir=str(run_dir),
         offline=offline,
-        job_type=path,
+        job_type=rung,
         group=group,
         settings=settings,
     )
@@ -91,10 +92,16 @@ def say(*args: object) -> None:
     print(*args)
 
 
-def close_logger(logger: Logger | None) -> None:
-    """Flush the logger and, for wandb, finish the run so a second run in this process starts clean."""
-    if logger is None:
-        return
-    logger.finalize("success")
-    if isinstance(logger, WandbLogger) and logger._experiment is not None:
-        logger.experiment.finish()
+def close_loggers(loggers: list[Logger]) -> None:
+    """Flush the loggers and finish a wandb run, so that a second run in this process starts clean."""
+    for logger in loggers:
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger) and wandb_run_started(logger):
+            logger.experiment.finish()
+
+
+def wandb_run_started(logger: WandbLogger) -> bool:
+    """Whether the logger has a wandb run to finish; asking for ``logger.experiment`` would start one."""
+    import wandb
+
+    return wandb.run is not None

@@ -1,7 +1,7 @@
-"""What both training paths must build identically: the loss, the optimizer, the scheduler, the metrics.
+"""What every way of training must build identically: the loss, the optimizer, the scheduler, the metrics.
 
 The LightningModule and the hand-written loop both call these functions, so each definition exists
-once. Change the optimizer here and both paths change together.
+once. Change the optimizer here and every way of training changes with it.
 """
 
 from collections.abc import Iterable
