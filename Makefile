@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# This machine serves these two builds from its own disk; elsewhere pick the build for your CUDA.
+	# Pinned to the builds this project is tested with; on a machine of your own, pick the build for your CUDA.
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PIP) install --quiet cookiecutter pytest pytest-xdist pytest-timeout
 	rm -rf $(DEPS)

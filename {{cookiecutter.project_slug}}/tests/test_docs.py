@@ -1,0 +1,57 @@
+"""The docs cannot go stale: the code they quote, the files they name and the options they show must exist."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Options of other programs that the docs show: torchrun's, SLURM's, and LightningCLI's ones this project turns off.
+FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
+FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node", "--gres", "--optimizer"}
+FOREIGN |= {"--lr_scheduler", "--help"}
+COMPARE_AND_PREDICT = {"--json", "--plot", "--check", "--repeats", "--output"}  # their own, beside train.py's
+
+
+def tables(text: str) -> list[list[list[str]]]:
+    """Every markdown table of ``text``: a list of rows, each a list of cells (header row first)."""
+    found, rows = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif rows:
+            found, rows = [*found, rows], []
+    return found
+
+
+def test_every_line_six_steps_quotes_from_the_manual_loop_is_in_it():
+    source = (ROOT / "train_manual.py").read_text()
+    quoted = []
+    for table in tables((ROOT / "docs" / "six_steps.md").read_text()):
+        if "`train_manual.py`" in table[0][1]:  # the column of the manual loop's own lines
+            quoted += [re.findall(r"`([^`]+)`", row[1])[0] for row in table[1:]]
+    assert len(quoted) >= 14
+    missing = [line for line in quoted if line not in source]
+    assert not missing, f"docs/six_steps.md quotes lines that train_manual.py no longer has: {missing}"
+
+
+def test_every_file_the_readme_names_exists():
+    package = train.ProjectCLI.__module__.partition(".")[0]
+    text = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`((?:src|docs|configs|tests)/[\w./<>-]+)`", text.replace("<package>", package)))
+    assert len(named) >= 8
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"README.md names files that do not exist: {missing}"
+
+
+def test_every_option_the_docs_show_is_an_option(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    options = set(re.findall(r"--[a-z_][\w.-]*", capsys.readouterr().out))
+    shown = {(doc.name, flag) for doc in DOCS for flag in re.findall(r"(?<![\w-])--[a-z_][\w.-]*\w", doc.read_text())}
+    unknown = sorted((doc, flag) for doc, flag in shown if flag not in options | FOREIGN | COMPARE_AND_PREDICT)
+    assert len(shown) >= 20 and not unknown, f"the docs show options that no entry has: {unknown}"
