@@ -13,26 +13,33 @@ DEPS   := build/deps
 
 .PHONY: demo test bench install clean
 
+# Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
+define LIST_DEPENDENCIES
+import sys, tomllib
+deps = set()
+for path in sys.argv[1:]:
+    project = tomllib.load(open(path, "rb"))["project"]
+    deps |= {*project["dependencies"], *project["optional-dependencies"]["dev"]}
+print(" ".join(sorted(deps)))
+endef
+export LIST_DEPENDENCIES
+
 install: $(VENV)/.installed
 
 $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	# Pinned to the builds this project is tested with; on a machine of your own, pick the build for your CUDA.
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet cookiecutter pytest pytest-xdist pytest-timeout
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 cookiecutter pytest pytest-xdist pytest-timeout
 	rm -rf $(DEPS)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/wandb . > /dev/null
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/tensorboard . logger=tensorboard > /dev/null
-	$(PIP) install --quiet $(DEPS)/wandb/digits-classifier[dev]
-	$(PIP) install --quiet $(DEPS)/tensorboard/digits-classifier[dev]  # same name: replaces it, adds tensorboard
-	$(PIP) uninstall --quiet --yes digits-classifier  # keep the deps, drop the scratch package
+	# One install of what both bakes list (dependencies and dev tools), without building the project itself.
+	$(PIP) install --quiet $$($(PY) -c "$$LIST_DEPENDENCIES" $(DEPS)/*/digits-classifier/pyproject.toml)
 	touch $@
 
 demo: install
 	rm -rf $(DEMO)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEMO) .
-	$(PIP) install --quiet --no-deps -e $(DEMO)/digits-classifier
 	cd $(DEMO)/digits-classifier && ../../../$(PY) train.py
 	cd $(DEMO)/digits-classifier && ../../../$(PY) compare.py --json compare.json
 	@echo "The baked project: $(DEMO)/digits-classifier (loss curves: compare.png, figures: compare.json)"
