@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench stress install clean
 
 # Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
 define LIST_DEPENDENCIES
@@ -51,6 +51,11 @@ test: install
 # Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
 bench: install
 	$(PY) benchmarks/bench.py
+
+# Not a test either: DDP runs of every data set under load, counted as passed, failed or hung.
+STRESS_RUNS ?= 10
+stress: install
+	$(PY) benchmarks/stress_ddp.py --runs $(STRESS_RUNS)
 
 clean:
 	rm -rf build $(VENV)

@@ -1,8 +1,8 @@
-"""Train with Lightning and with the hand-written loop, same config and seed, and compare.
+"""Train on every rung of the ladder (by hand, Fabric, Lightning's Trainer), same config and seed, and compare.
 
     python compare.py                          # the defaults; prints the table, writes compare.png
     python compare.py --json figures.json      # also the figures as JSON, for CI
-    python compare.py --check                  # exit 1 unless the final weights are bit-identical
+    python compare.py --check                  # exit 1 unless every rung's final weights equal the manual loop's
     python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
     python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
     torchrun --nproc_per_node 2 compare.py --trainer.devices 2 --trainer.strategy ddp   # both on 2 processes
@@ -29,35 +29,36 @@ from jsonargparse.typing import PositiveInt
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
+from torch.utils.data import DataLoader
 
 import train
+import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 
 IMPORT_S = time.perf_counter() - _start
-RUNGS = {"lightning": train.main, "manual": train_manual.main}
+# The ladder, from the loop written by hand to Lightning's Trainer; each rung is timed and checked against the first.
+RUNGS = {"manual": train_manual.main, "fabric": train_fabric.main, "lightning": train.main}
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
 
 
-class TimedLoader:
-    """Wraps a DataLoader and stamps the time each batch is handed out, one list of stamps per epoch.
+class TimedLoader(DataLoader):
+    """A DataLoader that stamps the time each batch is handed out, one list of stamps per epoch.
 
-    Between two stamps lies one whole iteration: fetching, the six steps, metrics and every hook.
-    It has a length, so Lightning reads it one batch at a time, as the manual loop does.
+    Between two stamps lies one whole iteration: fetching, the six steps, metrics and every hook. It is
+    a DataLoader, so Fabric and the Trainer take it as they take the project's own.
     """
 
-    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
-        self.loader, self.sampler, self.batch_size, self.stamps = loader, loader.sampler, loader.batch_size, []
-
-    def __len__(self) -> int:
-        return len(self.loader)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stamps: list[list[float]] = []
 
     def __iter__(self) -> Iterator:
         stamps: list[float] = []
         self.stamps.append(stamps)
-        for batch in self.loader:
+        for batch in super().__iter__():
             stamps.append(time.perf_counter())
             yield batch
 
@@ -96,14 +97,16 @@ class HistoryLogger(Logger):
 
 
 class TimedDataModule(DataModule):
-    """The project's DataModule, its train loader wrapped in a ``TimedLoader`` and a ``HistoryLogger`` at hand."""
+    """The project's DataModule with timed loaders (the train loader kept as ``timed``) and a ``HistoryLogger``."""
+
+    loader_class = TimedLoader
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.history = HistoryLogger()
 
     def train_dataloader(self) -> TimedLoader:
-        self.timed = TimedLoader(super().train_dataloader())
+        self.timed = super().train_dataloader()
         return self.timed
 
 
@@ -144,71 +147,92 @@ def max_abs_weight_diff(a: nn.Module, b: nn.Module) -> tuple[float, bool]:
 
 
 def compare(args: list[str], repeats: int = 1) -> dict:
-    """Train both rungs on ``args`` (the same options train.py takes) and return the side-by-side figures.
+    """Train every rung on ``args`` (the same options train.py takes) and return the side-by-side figures.
 
-    With ``repeats`` > 1 the pair runs again, in alternating order. The step times of all runs are
-    pooled for the per-rung medians, and the overhead ratio is the median of the pairs' own ratios: on a
-    shared machine one run can land in a slow spell, and a pair run back to back mostly shares it.
+    With ``repeats`` > 1 the rungs run again, in alternating order. The step times of all runs are pooled
+    for the per-rung medians, and each rung's ratio to the manual loop is the median of its ratios within
+    a repeat: on a shared machine a slow spell lasts seconds, and runs back to back mostly share it.
     """
     pooled: dict[str, list[dict]] = {rung: [] for rung in RUNGS}
     for repeat in range(repeats):
         for rung in list(RUNGS)[:: 1 if repeat % 2 == 0 else -1]:
             pooled[rung].append(timed_run(rung, args))
     runs = {rung: results[0] for rung, results in pooled.items()}
-    diff, identical = max_abs_weight_diff(runs["lightning"]["net"], runs["manual"]["net"])
     ms = {
         rung: 1000 * statistics.median([t for run in results for t in run["step_times"]])
         for rung, results in pooled.items()
     }
-    pairs = zip(pooled["lightning"], pooled["manual"], strict=True)
-    ratios = [statistics.median(lit["step_times"]) / statistics.median(man["step_times"]) for lit, man in pairs]
     keys = ("train/loss", "val/loss", "val/acc")
     history = {rung: [{k: row[k] for k in keys} for row in run["history"]] for rung, run in runs.items()}
+    rungs, below = {}, None
+    for rung in RUNGS:
+        diff, identical = max_abs_weight_diff(runs[rung]["net"], runs["manual"]["net"])
+        ratios = [
+            statistics.median(run["step_times"]) / statistics.median(manual["step_times"])
+            for run, manual in zip(pooled[rung], pooled["manual"], strict=True)
+        ]
+        rungs[rung] = {
+            "ms_per_step": ms[rung],
+            "step_up_us": None if below is None else 1000 * (ms[rung] - ms[below]),
+            "ratio_to_manual": statistics.median(ratios),
+            "ratios": ratios,
+            "identical": identical,
+            "max_abs_weight_diff": diff,
+            "same_epoch_metrics": history[rung] == history["manual"],
+            "startup_s": runs[rung]["startup_s"],
+            "total_s": runs[rung]["total_s"],
+            "run_dir": runs[rung]["run_dir"],
+        }
+        below = rung
     return {
         "epochs": len(history["manual"]),
-        "identical": identical,
-        "same_epoch_metrics": history["lightning"] == history["manual"],
-        "max_abs_weight_diff": diff,
+        "identical": all(figures["identical"] for figures in rungs.values()),
+        "same_epoch_metrics": all(figures["same_epoch_metrics"] for figures in rungs.values()),
+        "max_abs_weight_diff": max(figures["max_abs_weight_diff"] for figures in rungs.values()),
+        "paths": rungs,
+        # The two ends of the ladder, as before the Fabric rung: Lightning's Trainer against the manual loop
         "lightning_ms_per_step": ms["lightning"],
         "manual_ms_per_step": ms["manual"],
-        "overhead_ratio": statistics.median(ratios),
-        "pair_ratios": ratios,
+        "overhead_ratio": rungs["lightning"]["ratio_to_manual"],
+        "pair_ratios": rungs["lightning"]["ratios"],
         "lightning_fixed_cost_us_per_step": 1000 * (ms["lightning"] - ms["manual"]),
         "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
         "repeats": repeats,
-        "startup_s": {rung: run["startup_s"] for rung, run in runs.items()},
-        "total_s": {rung: run["total_s"] for rung, run in runs.items()},
-        "run_dirs": {rung: run["run_dir"] for rung, run in runs.items()},
         "history": history,
     }
 
 
 def format_report(figures: dict) -> str:
+    names = list(figures["history"])
     lines = [
-        f"{'epoch':>5} | {'train/loss':^21} | {'val/loss':^21} | {'val/acc':^17}",
-        f"{'':>5} | {'lightning':>10} {'manual':>10} | {'lightning':>10} {'manual':>10} "
-        f"| {'lightning':>8} {'manual':>8}",
+        f"{'epoch':>5} | "
+        + " | ".join(f"{key + ' (' + ', '.join(names) + ')':^{11 * len(names)}}" for key in ("train/loss", "val/acc")),
     ]
-    rows = zip(figures["history"]["lightning"], figures["history"]["manual"], strict=True)
-    for epoch, (lit, man) in enumerate(rows):
+    for epoch in range(figures["epochs"]):
+        rows = [figures["history"][name][epoch] for name in names]
         lines.append(
-            f"{epoch:>5} | {lit['train/loss']:>10.6f} {man['train/loss']:>10.6f} "
-            f"| {lit['val/loss']:>10.6f} {man['val/loss']:>10.6f} "
-            f"| {lit['val/acc']:>8.4f} {man['val/acc']:>8.4f}"
+            f"{epoch:>5} | "
+            + " ".join(f"{row['train/loss']:>10.6f}" for row in rows)
+            + " | "
+            + " ".join(f"{row['val/acc']:>10.4f}" for row in rows)
         )
-    startup = figures["startup_s"]
     lines += [
         "",
-        f"weights identical: {figures['identical']}   max |Δweight|: {figures['max_abs_weight_diff']:.3g}   "
-        f"per-epoch metrics identical: {figures['same_epoch_metrics']}",
-        f"median time per step ({figures['timed_steps']} steps per rung, {figures['repeats']} run(s), "
-        f"after {WARMUP_EPOCHS} warm-up epoch each): "
-        f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual {figures['manual_ms_per_step']:.3f} ms",
-        f"Lightning overhead: x{figures['overhead_ratio']:.3f} (median of the pairs: "
-        f"{', '.join(f'x{r:.3f}' for r in figures['pair_ratios'])}), "
-        f"fixed cost {figures['lightning_fixed_cost_us_per_step']:+.0f} µs per step",
-        f"start-up to first batch (after imports): lightning {startup['lightning']:.2f} s, "
-        f"manual {startup['manual']:.2f} s",
+        f"median ms per step ({figures['timed_steps']} steps per rung, {figures['repeats']} run(s) each, "
+        f"after {WARMUP_EPOCHS} warm-up epoch):",
+        f"{'rung':<10} {'ms/step':>8} {'step up':>10} {'x manual':>9}  weights = manual's  metrics = manual's",
+    ]
+    for name, rung in figures["paths"].items():
+        step_up = "" if rung["step_up_us"] is None else f"{rung['step_up_us']:+.0f} µs"
+        lines.append(
+            f"{name:<10} {rung['ms_per_step']:>8.3f} {step_up:>10} {rung['ratio_to_manual']:>9.3f}  "
+            f"{str(rung['identical']):<18} {rung['same_epoch_metrics']}"
+        )
+    lines += [
+        "",
+        f"weights identical on every rung: {figures['identical']}   max |Δw|: {figures['max_abs_weight_diff']:.3g}",
+        "start-up to first batch (after imports): "
+        + ", ".join(f"{name} {rung['startup_s']:.2f} s" for name, rung in figures["paths"].items()),
     ]
     return "\n".join(lines)
 
@@ -219,18 +243,15 @@ def plot(figures: dict, path: Path) -> None:
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, style in (("lightning", "-"), ("manual", "--")):
-        rows = figures["history"][name]
+    fig, (losses, times) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    for (name, rows), style in zip(figures["history"].items(), ("-", "--", ":"), strict=False):
         for key, marker in (("train/loss", "o"), ("val/loss", "s")):
-            ax.plot([r[key] for r in rows], style, marker=marker, label=f"{name} {key}", alpha=0.8)
-    ax.set(
-        xlabel="epoch",
-        ylabel="loss",
-        yscale="log",
-        title=f"Lightning vs manual loop: weights identical = {figures['identical']}",
-    )
-    ax.legend()
+            losses.plot([r[key] for r in rows], style, marker=marker, label=f"{name} {key}", alpha=0.8)
+    losses.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"weights identical: {figures['identical']}")
+    losses.legend(fontsize=8)
+    names = list(figures["paths"])
+    times.bar(names, [figures["paths"][name]["ms_per_step"] for name in names], color=["C0", "C1", "C2"][: len(names)])
+    times.set(ylabel="ms per step (median)", title="the price of each rung")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -261,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(own.json, "w") as f:
             json.dump(figures, f, indent=2)
     if own.check and not figures["identical"]:
-        print("FAIL: the two rungs ended with different weights", file=sys.stderr)
+        print("FAIL: a rung ended with weights other than the manual loop's", file=sys.stderr)
         return 1
     return 0
 

@@ -16,27 +16,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package,
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import (
     find_checkpoint,
     load_weights,
     read_checkpoint,
-    rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, init_from_env, leave_process_group, local_rank, rank
+from {{ cookiecutter.package_name }}.loops import autocast_dtype, checkpoint, compute_and_reset, evaluate, prefixed, progress_bar
 from {{ cookiecutter.package_name }}.runs import close_loggers, say
 from {{ cookiecutter.package_name }}.shared import FiniteLossCheck, Metrics, build_optimizer, loss_fn
 
+RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual
+
 
 def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
-    cli = cli_class(rung="manual", args=args)
+    cli = cli_class(rung=RUNG, args=args)
     net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams  # the very network the Trainer trains
     epochs, save_every = cli.config.trainer.max_epochs, cli.config.save_every_n_steps
     if not isinstance(epochs, int) or epochs < 1:
@@ -44,10 +44,12 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     autocast = autocast_dtype(cli.config.trainer.precision)
     resume = None  # a missing or corrupt checkpoint fails here, before anything is written
     if cli.config.ckpt_path:
-        path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "manual")
+        path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, RUNG)
         resume = read_checkpoint(path, cli.config.trust_checkpoint)
         if "optimizer" not in resume:
-            raise ConfigError(f"{cli.config.ckpt_path} is not a manual-loop checkpoint: resume .ckpt with train.py")
+            raise ConfigError(
+                f"{cli.config.ckpt_path} is not a hand-written loop's checkpoint: resume .ckpt with train.py"
+            )
 
     # Setup: the process group (under torchrun), the data, the optimizer, the run's directory and loggers
     device = init_from_env(cli.config.dist_timeout)
@@ -56,6 +58,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     barrier()
     data.setup("fit")
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    sampler = train_loader.sampler  # the DataModule's epoch-seeded sampler: a shard of its own per rank
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, epochs)
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
@@ -82,7 +85,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     for epoch in range(first_epoch, epochs):
         # This epoch's shuffle is seeded with seed + epoch, the order the Trainer sees too; a run resumed
         # mid-epoch skips the batches it has trained on.
-        train_loader.sampler.set_epoch(epoch, start=first_batch * train_loader.batch_size)
+        sampler.set_epoch(epoch, start=first_batch * data.hparams.batch_size)
         model.train()
         bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar(cli))
         for batch, (x, y) in enumerate(bar, start=first_batch):
@@ -134,61 +137,6 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     close_loggers(loggers)
     say(f"outputs: {run_dir}")
     return results
-
-
-@torch.no_grad()  # no graph, no gradients: evaluation only reads the weights
-def evaluate(
-    net: nn.Module, loader: DataLoader, device: torch.device, metrics: Metrics, autocast: torch.dtype | None = None
-) -> dict[str, float]:
-    """Mean loss and accuracy of ``net`` over ``loader`` (this rank's shard, synced by ``metrics``)."""
-    net.eval()
-    for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            logits = net(x)
-            loss = loss_fn(logits, y)
-        metrics.update(loss, logits, y)
-    return compute_and_reset(metrics)
-
-
-def checkpoint(net, optimizer, scheduler, train_metrics, next_epoch: int, next_batch: int, steps: int) -> dict:
-    """Everything the next step depends on, and where it is: a resumed run takes the very steps this one would."""
-    return {
-        "next_epoch": next_epoch,
-        "next_batch": next_batch,
-        "steps": steps,
-        "net": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "train_metrics": train_metrics.state_dict(),  # the epoch's running sums, for a resume mid-epoch
-        "rng_state": rng_state(),  # dropout draws on it
-    }
-
-
-def compute_and_reset(metrics: Metrics) -> dict[str, float]:
-    values = {name: value.item() for name, value in metrics.compute().items()}
-    metrics.reset()
-    return values
-
-
-def prefixed(stage: str, values: dict[str, float]) -> dict[str, float]:
-    return {f"{stage}/{name}": value for name, value in values.items()}
-
-
-def progress_bar(cli: ProjectCLI) -> bool:
-    return cli.config.trainer.enable_progress_bar is not False and rank() == 0
-
-
-def autocast_dtype(precision: str | int | None) -> torch.dtype | None:
-    """The autocast dtype of a Trainer precision flag: None runs in float32."""
-    if precision in (None, 32, "32", "32-true"):
-        return None
-    if precision == "bf16-mixed":
-        return torch.bfloat16
-    raise ConfigError(
-        f"the manual loop runs --trainer.precision 32-true or bf16-mixed, not {precision}: "
-        "16-mixed also needs a GradScaler, which this loop leaves out"
-    )
 
 
 if __name__ == "__main__":

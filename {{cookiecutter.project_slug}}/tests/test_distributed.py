@@ -23,11 +23,14 @@ DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_
 DDP_ARGS += ["--dist_timeout", "60", "--data.worker_timeout", "60"]
 
 
+ENTRY = {"lightning": "train.py", "fabric": "train_fabric.py"}
+
+
 def ddp_command(path: str, args: list[str]) -> list[str]:
-    """The command that trains ``path`` ("lightning" or "manual") on 2 processes on the fake data."""
-    if path == "lightning":
-        ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-        return [sys.executable, "tests/fake_data.py", "train.py", *args, *ddp]
+    """The command that trains ``path`` ("lightning", "fabric" or "manual") on 2 processes on the fake data."""
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    if path in ENTRY:  # Lightning's Trainer and Fabric launch their processes themselves
+        return [sys.executable, "tests/fake_data.py", ENTRY[path], *args, *ddp]
     # --standalone: torchrun binds a free port itself and keeps it, so no other process can take it
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     return [*torchrun, "tests/fake_data.py", "train_manual.py", *args]
@@ -39,23 +42,24 @@ def ddp_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_processes_gives_bit_identical_weights_in_both_paths(tmp_path, data_dir):
+def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
-    for path in ("lightning", "manual"):
+    for path in ("manual", "fabric", "lightning"):
         result = run_bounded(ddp_command(path, args), ddp_env())
         assert result.returncode == 0, result.stderr[-4000:]
         assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
-    [lightning_dir] = tmp_path.glob("*-lightning")  # one run directory for both ranks
-    [manual_dir] = tmp_path.glob("*-manual")
-    final = network_weights(torch.load(lightning_dir / "checkpoints" / "last.ckpt", weights_only=True))
+    [manual_dir] = tmp_path.glob("*-manual")  # one run directory for both ranks
     reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
-    assert final.keys() == reference.keys()
-    assert all(torch.equal(final[k], reference[k]) for k in final)
+    for path, last in (("fabric", "last.pt"), ("lightning", "last.ckpt")):
+        [run_dir] = tmp_path.glob(f"*-{path}")
+        final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
+        assert final.keys() == reference.keys()
+        assert all(torch.equal(final[k], reference[k]) for k in final), path
 
 
 @pytest.mark.slow
 @pytest.mark.once
-@pytest.mark.parametrize("path", ["lightning", "manual"])
+@pytest.mark.parametrize("path", ["manual", "fabric", "lightning"])
 def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
     # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]

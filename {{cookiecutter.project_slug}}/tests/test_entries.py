@@ -14,6 +14,7 @@ import compare
 import evaluate
 import predict
 import train
+import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
@@ -65,21 +66,24 @@ def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     assert (results["run_dir"] / "config.yaml").is_file()
 
 
+RUNG_ENTRIES = {"lightning": train, "fabric": train_fabric, "manual": train_manual}
+
+
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
     """One short run of each path, for the tests that read checkpoints."""
     root = tmp_path_factory.mktemp("trained")
     args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "2"]
-    return {"lightning": train.main(args)["run_dir"], "manual": train_manual.main(args)["run_dir"]}
+    return {rung: entry.main(args)["run_dir"] for rung, entry in RUNG_ENTRIES.items()}
 
 
-@pytest.mark.parametrize(("path", "name"), [("lightning", "best.ckpt"), ("manual", "best.pt")])
+@pytest.mark.parametrize(("path", "name"), [("lightning", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
 def test_evaluate_reads_either_paths_checkpoint(trained_runs, path, name):
     metrics = evaluate.main(["--ckpt_path", str(trained_runs[path] / "checkpoints" / name)])
     assert 0 <= metrics["acc"] <= 1 and metrics["loss"] > 0
 
 
-@pytest.mark.parametrize(("path", "name"), [("lightning", "last.ckpt"), ("manual", "last.pt")])
+@pytest.mark.parametrize(("path", "name"), [("lightning", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
 def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, path, name):
     images = write_images(tmp_path / "images", data_dir)
     out = tmp_path / "predictions.csv"
@@ -152,7 +156,7 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path, env, offline):
 
 def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_path):
     steps = []
-    for entry in (train, train_manual):
+    for entry in RUNG_ENTRIES.values():
         run_root = tmp_path / entry.__name__
         args = [*quick_args, "--run_root", str(run_root), "--model.lr", "1e30", "--save_every_n_steps", "1"]
         with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python train.py ...` runs
@@ -163,7 +167,7 @@ def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_pa
         for checkpoint in run_root.rglob("checkpoints/*"):  # none holds weights spoiled by the NaN
             weights = network_weights(torch.load(checkpoint, weights_only=True))
             assert all(torch.isfinite(w).all() for w in weights.values()), checkpoint
-    assert steps[0] == steps[1] > 0
+    assert steps[0] == steps[1] == steps[2] > 0
 
 
 def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp_path, capsys, data_dir):
@@ -182,7 +186,7 @@ LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.
 
 
 @pytest.mark.logger
-@pytest.mark.parametrize("entry", [train, train_manual], ids=["lightning", "manual"])
+@pytest.mark.parametrize("entry", list(RUNG_ENTRIES.values()), ids=list(RUNG_ENTRIES))
 def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
     run_dir = entry.main([*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
@@ -211,7 +215,7 @@ BAD_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("entry", [train, train_manual], ids=["lightning", "manual"])
+@pytest.mark.parametrize("entry", list(RUNG_ENTRIES.values()), ids=list(RUNG_ENTRIES))
 @pytest.mark.parametrize("problem", list(BAD_OPTIONS))
 def test_bad_options_exit_with_a_message_and_write_nothing(quick_args, tmp_path, capsys, entry, problem):
     args, named = BAD_OPTIONS[problem]
@@ -275,15 +279,15 @@ def test_compare_refuses_a_repeat_count_below_one(capsys):
     assert exit_info.value.code == 2 and "--repeats" in one_error_line(capsys)
 
 
-ENTRIES = ["train.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py"]
-PACKAGE = DataModule.__module__.partition(".")[0]
+ENTRIES = ["train.py", "train_fabric.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py"]
+OURS = (DataModule.__module__.partition(".")[0], "train", "train_fabric", "train_manual")
 # Each entry as `python ENTRY --help` would see it: the original sys.path, and nothing of the project imported.
 RUN_EACH = f"""
 import runpy, sys
 path = list(sys.path)
 for entry in {ENTRIES!r}:
     sys.path[:] = path
-    for name in [name for name in sys.modules if name.partition(".")[0] in ({PACKAGE!r}, "train", "train_manual")]:
+    for name in [name for name in sys.modules if name.partition(".")[0] in {OURS!r}]:
         del sys.modules[name]
     sys.argv = [entry, "--help"]
     try:

@@ -1,4 +1,4 @@
-"""Pieces of the hand-written loop in train_manual.py, on their own."""
+"""What the hand-written loops share (loops.py), on its own."""
 
 import pytest
 import torch
@@ -6,9 +6,9 @@ import torch
 from {{ cookiecutter.package_name }}.checkpoints import save_checkpoint
 from {{ cookiecutter.package_name }}.cli import ConfigError
 from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.loops import autocast_dtype, checkpoint, evaluate
 from {{ cookiecutter.package_name }}.model import SmallCNN
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer
-from train_manual import autocast_dtype, checkpoint, evaluate
 
 
 def test_evaluation_reads_the_weights_and_changes_none(data_dir):

@@ -59,6 +59,7 @@ def test_every_entry_point_finishes_offline_without_a_prompt(tmp_path, data_dir)
     entries = [
         ["train.py", *args],
         ["train_manual.py", *args],
+        ["train_fabric.py", *args],
         ["compare.py", *args],
         ["evaluate.py", "--ckpt_path", "LAST", "--data.data_dir", data_dir],
         ["predict.py", "--ckpt_path", "LAST", str(images), "--output", str(tmp_path / "p.csv")],
@@ -72,7 +73,7 @@ def test_every_entry_point_finishes_offline_without_a_prompt(tmp_path, data_dir)
         assert result.returncode == 0, f"{entry[0]}: {result.stderr[-3000:]}"
     assert not log.exists(), f"connections were attempted: {log.read_text()}"
     if DEFAULT_LOGGER == "wandb":
-        assert len(list(runs.glob("*/wandb/offline-run-*"))) == 4  # train, train_manual, compare's two runs
+        assert len(list(runs.glob("*/wandb/offline-run-*"))) == 6  # three entries, and compare's three rungs
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -28,9 +28,11 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     assert figures["epochs"] == EPOCHS
     assert figures["identical"], f"max |dweight| = {figures['max_abs_weight_diff']}"
     assert figures["max_abs_weight_diff"] == 0.0
-    lit, man = figures["history"]["lightning"], figures["history"]["manual"]
-    assert lit == man  # train loss, val loss, val acc, every epoch
-    assert len({row["train/loss"] for row in lit}) == EPOCHS  # the runs really trained and validated
+    manual = figures["history"]["manual"]
+    for rung in ("fabric", "lightning"):
+        assert figures["paths"][rung]["identical"], rung
+        assert figures["history"][rung] == manual, rung  # train loss, val loss, val acc, every epoch
+    assert len({row["train/loss"] for row in manual}) == EPOCHS  # the runs really trained and validated
 
 
 @pytest.mark.once

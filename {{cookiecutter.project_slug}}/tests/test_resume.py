@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import train
+import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 
@@ -22,6 +23,7 @@ from conftest import QUICK
 ENTRIES = {
     "lightning": (train, "train.py", "last.ckpt", []),
     "manual": (train_manual, "train_manual.py", "last.pt", ["--save_every_n_steps", "5"]),
+    "fabric": (train_fabric, "train_fabric.py", "last.pt", ["--save_every_n_steps", "5"]),
 }
 EPOCHS = 4
 
@@ -43,7 +45,7 @@ def assert_identical(resumed: dict[str, torch.Tensor], reference: dict[str, torc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["lightning", "manual"])
+@pytest.mark.parametrize("path", ["lightning", "fabric", "manual"])
 def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data_dir, path):
     module, script, last, own = ENTRIES[path]
     args = [*QUICK, *own, "--data.data_dir", data_dir, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", "16"]

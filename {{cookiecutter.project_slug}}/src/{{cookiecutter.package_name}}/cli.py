@@ -20,7 +20,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 
 from .checkpoints import CheckpointError
@@ -141,10 +141,7 @@ class ProjectCLI(LightningCLI):
         if self.config.trainer.enable_progress_bar is not False:
             # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
             callbacks.append(TQDMProgressBar(refresh_rate=20))
-        strategy = self.config_init.trainer.strategy
-        registered = StrategyRegistry[strategy] if isinstance(strategy, str) and strategy in StrategyRegistry else {}
-        if registered.get("strategy") is DDPStrategy:  # "ddp" and its variants, with --dist_timeout
-            strategy = DDPStrategy(timeout=timedelta(seconds=self.config.dist_timeout), **registered["init_params"])
+        strategy = with_dist_timeout(self.config_init.trainer.strategy, self.config.dist_timeout, StrategyRegistry)
         return super().instantiate_trainer(
             default_root_dir=self.run_dir,
             logger=self.loggers or False,
@@ -171,12 +168,36 @@ class ProjectCLI(LightningCLI):
             self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
         return run_dir, [logger] if logger is not None else []
 
+    def fabric_arguments(self) -> dict[str, Any]:
+        """Fabric's arguments from the trainer options: devices, nodes, strategy (with --dist_timeout), precision."""
+        from lightning.fabric.strategies import STRATEGY_REGISTRY
+
+        trainer = self.config.trainer
+        return {
+            "accelerator": trainer.accelerator,
+            "devices": trainer.devices,
+            "num_nodes": trainer.num_nodes,
+            "strategy": with_dist_timeout(trainer.strategy, self.config.dist_timeout, STRATEGY_REGISTRY),
+            "precision": trainer.precision,
+        }
+
     def config_id(self) -> str:
         """A short hash of what decides the result: the runs of one config share it (the wandb group)."""
         config = self.config.clone()
         for key in RUN_ONLY_OPTIONS:
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
+
+
+def with_dist_timeout(strategy: Any, seconds: int, registry: dict) -> Any:
+    """A DDP strategy named by its string ("ddp" and its variants) built with a process-group timeout.
+
+    ``registry`` is Lightning's (the Trainer) or Fabric's; each names its own ``DDPStrategy``.
+    """
+    registered = registry[strategy] if isinstance(strategy, str) and strategy in registry else {}
+    if registered.get("strategy", type(None)).__name__ != "DDPStrategy":
+        return strategy
+    return registered["strategy"](timeout=timedelta(seconds=seconds), **registered["init_params"])
 
 
 def run_config_of(args: list[str]) -> list[str]:
