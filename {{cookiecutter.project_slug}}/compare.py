@@ -204,10 +204,8 @@ def compare(args: list[str], repeats: int = 1) -> dict:
 
 def format_report(figures: dict) -> str:
     names = list(figures["history"])
-    lines = [
-        f"{'epoch':>5} | "
-        + " | ".join(f"{key + ' (' + ', '.join(names) + ')':^{11 * len(names)}}" for key in ("train/loss", "val/acc")),
-    ]
+    heads = [f"{key} ({', '.join(names)})".center(11 * len(names)) for key in ("train/loss", "val/acc")]
+    lines = [f"{'epoch':>5} | " + " | ".join(heads)]
     for epoch in range(figures["epochs"]):
         rows = [figures["history"][name][epoch] for name in names]
         lines.append(
