@@ -1,5 +1,5 @@
 # Two commands do all the setup on a fresh machine:
-#   make demo   virtualenv + install, bake the default project, train it, compare the two paths
+#   make demo   virtualenv + install, bake the default project, train it, compare the rungs
 #   make test   virtualenv + install, run the template's tests (which bake and test the projects)
 
 PYTHON ?= python3

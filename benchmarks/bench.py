@@ -100,6 +100,9 @@ def main() -> None:
                          f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual "
                          f"{figures['manual_ms_per_step']:.3f} ms, fixed cost "
                          f"{figures['lightning_fixed_cost_us_per_step']:+.0f} µs/step"))
+            fabric = figures["paths"]["fabric"]  # the middle rung of the ladder, against the manual loop
+            rows.append(("F1", batch, fabric["ratio_to_manual"], "<= 1.03", fabric["ratio_to_manual"] <= 1.03,
+                         f"fabric {fabric['ms_per_step']:.3f} ms, {fabric['step_up_us']:+.0f} µs/step above manual"))
         for batch in own.batch_sizes:
             figures = p2(project, batch, own.repeats, extra)
             rows.append(("P2", batch, figures["ratio"], ">= 0.95", figures["ratio"] >= 0.95,

@@ -1,7 +1,7 @@
 """P2 of the benchmark: the manual loop's time per step with its DataLoader, and on the same batches in memory.
 
-Run inside a baked project (bench.py does): it takes the project's own options. Both measurements call
-the same ``train_one_epoch``; only where the batches come from differs. A step's time is an epoch's time
+Run inside a baked project (bench.py does): it takes the project's own options. Both measurements run
+the same six steps as train_manual.py (without its checkpoints); only where the batches come from differs. A step's time is an epoch's time
 over its batch count, after one warm-up epoch, median over epochs; the two kinds alternate.
 """
 
@@ -14,10 +14,8 @@ import torch
 
 # bench.py bakes the default project, whose package is digits_classifier.
 from digits_classifier.cli import ProjectCLI
-from digits_classifier.distributed import init_from_env
-from digits_classifier.loop import Run, train_one_epoch
-from digits_classifier.paths import autocast_dtype
-from digits_classifier.recipe import Metrics, build_optimizer
+from digits_classifier.loops import autocast_dtype
+from digits_classifier.shared import Metrics, build_optimizer, loss_fn
 
 
 def main() -> None:
@@ -26,18 +24,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs of each kind per repeat")
     own, rest = parser.parse_known_args()
-    cli = ProjectCLI(path="manual", args=rest)
+    cli = ProjectCLI(rung="manual", args=rest)
     net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams
-    device, dtype = init_from_env(), autocast_dtype(cli.config.trainer.precision)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast = autocast_dtype(cli.config.trainer.precision)
     data.setup("fit")
     optimizer, _ = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, "none", 1)
     metrics = Metrics(data.num_classes).to(device)
-    run = Run(net.to(device), optimizer, None, metrics, cli.run_dir / "checkpoints")
+    net.to(device).train()
     loader = data.train_dataloader()
 
     def ms_per_step(batches) -> float:
         start = time.perf_counter()
-        train_one_epoch(net, batches, optimizer, device, metrics, run, dtype, progress_bar=False)
+        for x, y in batches:  # train_manual.py's six steps
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            optimizer.zero_grad()
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                logits = net(x)
+                loss = loss_fn(logits, y)
+            loss.backward()
+            optimizer.step()
+            metrics.update(loss, logits, y)
+        metrics.reset()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return 1000 * (time.perf_counter() - start) / len(batches)

@@ -104,7 +104,7 @@ def main() -> int:
         for dataset in args.datasets.split(","):
             project = bake(dataset, out)
             harness = load_harness(project)
-            bounded, fake_data, test_distributed = harness
+            _, fake_data, test_distributed = harness
             data_dir = fake_data.write(out / dataset / "data")
             logs = out / dataset / "logs"
             logs.mkdir(exist_ok=True)
