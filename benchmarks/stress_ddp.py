@@ -23,7 +23,7 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-PATHS = ("lightning", "manual")
+PATHS = ("manual", "fabric", "lightning")
 
 
 def bake(dataset: str, out: Path) -> Path:
