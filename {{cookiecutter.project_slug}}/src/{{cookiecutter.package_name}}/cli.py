@@ -66,8 +66,8 @@ class ProjectCLI(LightningCLI):
     """Parses the config and the flags, seeds, and builds the DataModule and the model.
 
     ``rung`` names the way of training this parse is for: ``"lightning"`` also builds the Trainer, with
-    a fresh run directory and the run's logger; ``"manual"`` stops before the Trainer, and the loop
-    asks for its run directory with ``start_run``. ``None`` (evaluate.py, predict.py) trains nothing;
+    a fresh run directory and the run's logger; ``"manual"`` and ``"fabric"`` stop before the Trainer,
+    and their loops ask for their run directory with ``start_run``. ``None`` (evaluate.py, predict.py) trains nothing;
     given a checkpoint inside a run directory, it reads that run's config.yaml first.
     """
 
@@ -103,7 +103,7 @@ class ProjectCLI(LightningCLI):
             "--save_every_n_steps",
             type=NonNegativeInt,
             default=200,
-            help="The manual loop also writes last.pt every N steps (0: only at epoch ends, as Lightning does).",
+            help="The hand-written loops also write last.pt every N steps (0: at epoch ends only, as the Trainer).",
         )
         parser.add_argument(
             "--dist_timeout",
