@@ -50,9 +50,10 @@ def main() -> None:
         f"  cd {SLUG}\n"
         "  pip install torch torchvision     # the build for your CUDA, from pytorch.org\n"
         "  pip install -e '.[dev]'\n"
-        "  python train.py            # Lightning\n"
+        "  python train.py            # Lightning's Trainer\n"
         "  python train_manual.py     # the same model, by hand\n"
-        "  python compare.py          # both, side by side\n"
+        "  python train_fabric.py     # the same loop, with Lightning Fabric\n"
+        "  python compare.py          # every rung, side by side\n"
         "  pytest\n"
     )
 
