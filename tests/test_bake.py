@@ -22,7 +22,7 @@ COMMON = {
                                           "checkpoints", "distributed", "datasets/__init__")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
-                                      "test_distributed", "test_docs")),
+                                      "test_distributed", "test_docs", "test_logging")),
 }
 
 

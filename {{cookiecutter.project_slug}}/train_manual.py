@@ -114,8 +114,8 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
         row = {"epoch": epoch, **prefixed("train", train), **prefixed("val", val)}
-        for lg in loggers:
-            lg.log_metrics(row, step=step)
+        for lg in loggers:  # at the step of the epoch's last batch, counted from 0, as the Trainer logs them
+            lg.log_metrics(row, step=step - 1)
         say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
         if rank() == 0:  # everything the next epoch needs; best.pt when val/acc improved, strictly
             state = checkpoint(net, optimizer, scheduler, train_metrics, epoch + 1, 0, step) | {"val_acc": val["acc"]}
@@ -132,7 +132,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
         metrics = Metrics(data.num_classes).to(device)
         results["test"] = evaluate(net, data.test_dataloader(), device, metrics, autocast)
         for lg in loggers:
-            lg.log_metrics(prefixed("test", results["test"]), step=step)
+            lg.log_metrics({"epoch": epochs, **prefixed("test", results["test"])}, step=step)  # as Trainer.test
         say(f"test accuracy: {results['test']['acc']:.4f}")
     close_loggers(loggers)
     say(f"outputs: {run_dir}")

@@ -182,24 +182,6 @@ def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp
     assert 0 <= evaluate.main([*args, "--trust_checkpoint", "true"])["acc"] <= 1
 
 
-LOG_FILES = {"wandb": "wandb/offline-run-*/run-*.wandb", "tensorboard": "events.out.tfevents.*", "csv": "metrics.csv"}
-
-
-@pytest.mark.logger
-@pytest.mark.parametrize("entry", list(RUNG_ENTRIES.values()), ids=list(RUNG_ENTRIES))
-def test_the_baked_logger_records_both_paths(quick_args, monkeypatch, entry):
-    monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
-    run_dir = entry.main([*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "1"])["run_dir"]
-    assert list(run_dir.glob("checkpoints/last.*")), sorted(run_dir.rglob("*"))  # the run itself happened
-    if DEFAULT_LOGGER == "none":  # nothing but the run's own config and checkpoints
-        assert {p.name for p in run_dir.iterdir()} <= {"config.yaml", "checkpoints"}, sorted(run_dir.rglob("*"))
-        return
-    written = sorted(run_dir.glob(LOG_FILES[DEFAULT_LOGGER]))
-    assert written, sorted(run_dir.rglob("*"))
-    if DEFAULT_LOGGER == "csv":
-        assert "val/acc" in written[0].read_text().splitlines()[0]
-
-
 def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys):
     with pytest.raises(SystemExit) as exit_info, one_line_errors():
         train_manual.main([*quick_args, "--trainer.precision", "16-mixed"])
