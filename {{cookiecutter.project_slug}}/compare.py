@@ -4,11 +4,16 @@
     python compare.py --json figures.json      # also the figures as JSON, for CI
     python compare.py --check                  # exit 1 unless every rung's final weights equal the manual loop's
     python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
+    python compare.py --rungs manual trainer   # some rungs only (the manual loop is always the reference)
     python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
-    torchrun --nproc_per_node 2 compare.py --trainer.devices 2 --trainer.strategy ddp   # both on 2 processes
+    torchrun --nproc_per_node 2 compare.py --trainer.devices 2 --trainer.strategy ddp   # every rung on 2 processes
 
-Both are measured the same way, from outside: a ``TimedLoader`` stamps each training batch as it is
-handed out, and a ``HistoryLogger`` records what each logs per epoch. Neither's code changes for it.
+The rungs, each a step up from the one before: the manual loop; Fabric; ``Trainer(barebones=True)``,
+Lightning's loop with checkpoints, logging, the progress bar and the sanity check off (for timing only:
+it logs nothing to compare); and the project's Trainer, as ``python train.py`` runs it.
+
+Every rung is measured the same way, from outside: a ``TimedLoader`` stamps each training batch as it is
+handed out, and a ``HistoryLogger`` records what each logs per epoch. No rung's code changes for it.
 """
 
 import argparse
@@ -16,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +32,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the entries beside this file, a
 
 import torch
 from jsonargparse.typing import PositiveInt
+from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader
@@ -34,14 +42,14 @@ from torch.utils.data import DataLoader
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors, with_dist_timeout
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 
 IMPORT_S = time.perf_counter() - _start
-# The ladder, from the loop written by hand to Lightning's Trainer; each rung is timed and checked against the first.
-RUNGS = {"manual": train_manual.main, "fabric": train_fabric.main, "lightning": train.main}
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
+# Trainer(barebones=True) refuses a logger; its self.log calls are no-ops, by design.
+warnings.filterwarnings("ignore", message=r"You are trying to `self.log\(\)` but `Trainer\(barebones=True\)`")
 
 
 class TimedLoader(DataLoader):
@@ -122,10 +130,32 @@ class TimedCLI(ProjectCLI):
         return run_dir, [*loggers, self.datamodule.history]
 
 
+class BarebonesCLI(TimedCLI):
+    """The project's CLI with ``Trainer(barebones=True)``: the config's trainer options, less what barebones refuses."""
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        off = {"logger": False, "callbacks": None, "enable_checkpointing": False, "enable_progress_bar": False}
+        off |= {"enable_model_summary": False, "log_every_n_steps": 0, "num_sanity_val_steps": 0}
+        strategy = with_dist_timeout(self.config_init.trainer.strategy, self.config.dist_timeout, StrategyRegistry)
+        return Trainer(**{**self.config_init.trainer, **off, "strategy": strategy, "barebones": True, **kwargs})
+
+
+# The ladder, from the loop written by hand to the project's Trainer: each rung's entry and CLI. Each is
+# timed, and its weights are checked against the first rung's.
+RUNGS = {
+    "manual": (train_manual.main, TimedCLI),
+    "fabric": (train_fabric.main, TimedCLI),
+    "trainer_barebones": (train.main, BarebonesCLI),
+    "trainer": (train.main, TimedCLI),
+}
+TIMING_ONLY = {"trainer_barebones"}  # logs nothing: its epochs have no metrics to compare
+
+
 def timed_run(rung: str, args: list[str]) -> dict:
     """Build one rung from the config and train it, timed from outside."""
     start = time.perf_counter()
-    results = RUNGS[rung](args, cli_class=TimedCLI, test=False)
+    entry, cli_class = RUNGS[rung]
+    results = entry(args, cli_class=cli_class, test=False)
     data = results["datamodule"]
     return {
         "net": results["net"],
@@ -146,16 +176,17 @@ def max_abs_weight_diff(a: nn.Module, b: nn.Module) -> tuple[float, bool]:
     return diff, identical
 
 
-def compare(args: list[str], repeats: int = 1) -> dict:
-    """Train every rung on ``args`` (the same options train.py takes) and return the side-by-side figures.
+def compare(args: list[str], repeats: int = 1, rungs: list[str] | None = None) -> dict:
+    """Train the rungs (default: all) on ``args`` (train.py's options) and return the side-by-side figures.
 
     With ``repeats`` > 1 the rungs run again, in alternating order. The step times of all runs are pooled
     for the per-rung medians, and each rung's ratio to the manual loop is the median of its ratios within
     a repeat: on a shared machine a slow spell lasts seconds, and runs back to back mostly share it.
     """
-    pooled: dict[str, list[dict]] = {rung: [] for rung in RUNGS}
+    names = [rung for rung in RUNGS if rung == "manual" or rung in (rungs or RUNGS)]  # the ladder's order
+    pooled: dict[str, list[dict]] = {rung: [] for rung in names}
     for repeat in range(repeats):
-        for rung in list(RUNGS)[:: 1 if repeat % 2 == 0 else -1]:
+        for rung in names[:: 1 if repeat % 2 == 0 else -1]:
             pooled[rung].append(timed_run(rung, args))
     runs = {rung: results[0] for rung, results in pooled.items()}
     ms = {
@@ -163,42 +194,43 @@ def compare(args: list[str], repeats: int = 1) -> dict:
         for rung, results in pooled.items()
     }
     keys = ("train/loss", "val/loss", "val/acc")
-    history = {rung: [{k: row[k] for k in keys} for row in run["history"]] for rung, run in runs.items()}
-    rungs, below = {}, None
-    for rung in RUNGS:
+    history = {rung: [{k: row[k] for k in keys} for row in runs[rung]["history"]] for rung in runs}
+    figures, below = {}, None
+    for rung in names:
         diff, identical = max_abs_weight_diff(runs[rung]["net"], runs["manual"]["net"])
         ratios = [
             statistics.median(run["step_times"]) / statistics.median(manual["step_times"])
             for run, manual in zip(pooled[rung], pooled["manual"], strict=True)
         ]
-        rungs[rung] = {
+        figures[rung] = {
             "ms_per_step": ms[rung],
             "step_up_us": None if below is None else 1000 * (ms[rung] - ms[below]),
             "ratio_to_manual": statistics.median(ratios),
             "ratios": ratios,
             "identical": identical,
             "max_abs_weight_diff": diff,
-            "same_epoch_metrics": history[rung] == history["manual"],
+            "same_epoch_metrics": None if rung in TIMING_ONLY else history[rung] == history["manual"],
             "startup_s": runs[rung]["startup_s"],
             "total_s": runs[rung]["total_s"],
             "run_dir": runs[rung]["run_dir"],
         }
         below = rung
+    top = names[-1]  # the highest rung run: the project's Trainer, by default
     return {
         "epochs": len(history["manual"]),
-        "identical": all(figures["identical"] for figures in rungs.values()),
-        "same_epoch_metrics": all(figures["same_epoch_metrics"] for figures in rungs.values()),
-        "max_abs_weight_diff": max(figures["max_abs_weight_diff"] for figures in rungs.values()),
-        "paths": rungs,
-        # The two ends of the ladder, as before the Fabric rung: Lightning's Trainer against the manual loop
-        "lightning_ms_per_step": ms["lightning"],
+        "identical": all(rung["identical"] for rung in figures.values()),
+        "same_epoch_metrics": all(rung["same_epoch_metrics"] is not False for rung in figures.values()),
+        "max_abs_weight_diff": max(rung["max_abs_weight_diff"] for rung in figures.values()),
+        "paths": figures,
+        # The two ends of the ladder, as before the middle rungs: the Trainer against the manual loop
+        "lightning_ms_per_step": ms[top],
         "manual_ms_per_step": ms["manual"],
-        "overhead_ratio": rungs["lightning"]["ratio_to_manual"],
-        "pair_ratios": rungs["lightning"]["ratios"],
-        "lightning_fixed_cost_us_per_step": 1000 * (ms["lightning"] - ms["manual"]),
+        "overhead_ratio": figures[top]["ratio_to_manual"],
+        "pair_ratios": figures[top]["ratios"],
+        "lightning_fixed_cost_us_per_step": 1000 * (ms[top] - ms["manual"]),
         "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
         "repeats": repeats,
-        "history": history,
+        "history": {rung: rows for rung, rows in history.items() if rung not in TIMING_ONLY},
     }
 
 
@@ -218,13 +250,14 @@ def format_report(figures: dict) -> str:
         "",
         f"median ms per step ({figures['timed_steps']} steps per rung, {figures['repeats']} run(s) each, "
         f"after {WARMUP_EPOCHS} warm-up epoch):",
-        f"{'rung':<10} {'ms/step':>8} {'step up':>10} {'x manual':>9}  weights = manual's  metrics = manual's",
+        f"{'rung':<17} {'ms/step':>8} {'step up':>10} {'x manual':>9}  weights = manual's  metrics = manual's",
     ]
     for name, rung in figures["paths"].items():
         step_up = "" if rung["step_up_us"] is None else f"{rung['step_up_us']:+.0f} µs"
+        metrics = "(logs none)" if rung["same_epoch_metrics"] is None else rung["same_epoch_metrics"]
         lines.append(
-            f"{name:<10} {rung['ms_per_step']:>8.3f} {step_up:>10} {rung['ratio_to_manual']:>9.3f}  "
-            f"{str(rung['identical']):<18} {rung['same_epoch_metrics']}"
+            f"{name:<17} {rung['ms_per_step']:>8.3f} {step_up:>10} {rung['ratio_to_manual']:>9.3f}  "
+            f"{str(rung['identical']):<18} {metrics}"
         )
     lines += [
         "",
@@ -242,14 +275,17 @@ def plot(figures: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (losses, times) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
-    for (name, rows), style in zip(figures["history"].items(), ("-", "--", ":"), strict=False):
+    for (name, rows), style in zip(figures["history"].items(), ("-", "--", ":", "-."), strict=False):
         for key, marker in (("train/loss", "o"), ("val/loss", "s")):
             losses.plot([r[key] for r in rows], style, marker=marker, label=f"{name} {key}", alpha=0.8)
     losses.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"weights identical: {figures['identical']}")
     losses.legend(fontsize=8)
     names = list(figures["paths"])
-    times.bar(names, [figures["paths"][name]["ms_per_step"] for name in names], color=["C0", "C1", "C2"][: len(names)])
+    times.bar(
+        names, [figures["paths"][name]["ms_per_step"] for name in names], color=[f"C{i}" for i in range(len(names))]
+    )
     times.set(ylabel="ms per step (median)", title="the price of each rung")
+    times.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -262,14 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--plot", default="compare.png", help="the loss curves' PNG ('' for none)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the weights are identical")
-    parser.add_argument("--repeats", type=PositiveInt, default=1, help="run the pair this often for steadier timings")
+    parser.add_argument("--repeats", type=PositiveInt, default=1, help="run the rungs this often for steadier timings")
+    parser.add_argument("--rungs", nargs="+", choices=list(RUNGS), help="the rungs to run (default: all)")
     try:
         own, rest = parser.parse_known_args(argv)
     except argparse.ArgumentError as error:
         raise ConfigError(str(error)) from None
-    figures = compare(rest, own.repeats)
+    figures = compare(rest, own.repeats, own.rungs)
     if rank_zero_only.rank != 0:
-        return 0  # under torchrun every rank ran both rungs; rank 0 reports
+        return 0  # under torchrun every rank ran every rung; rank 0 reports
     figures["import_s"] = IMPORT_S
     print(format_report(figures))
     print(f"imports (torch, lightning, the project): {IMPORT_S:.2f} s")
@@ -286,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the rungs get their options from main, not from sys.argv
     with one_line_errors():
-        code = main()
+        code = main(argv)
         leave_process_group()  # under torchrun: every rank leaves together
     sys.exit(code)

@@ -19,7 +19,7 @@ import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
-from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER, wandb_should_go_offline
+from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
 from bounded import run_bounded
 from conftest import QUICK

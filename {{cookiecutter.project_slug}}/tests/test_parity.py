@@ -1,4 +1,4 @@
-"""Lightning's Trainer and the hand-written loop, same config and seed, must end with the same weights."""
+"""Every rung of the ladder (manual, Fabric, the Trainer barebones and in full), same config and seed: same weights."""
 
 import shutil
 
@@ -29,16 +29,20 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     assert figures["identical"], f"max |dweight| = {figures['max_abs_weight_diff']}"
     assert figures["max_abs_weight_diff"] == 0.0
     manual = figures["history"]["manual"]
-    for rung in ("fabric", "lightning"):
-        assert figures["paths"][rung]["identical"], rung
-        assert figures["history"][rung] == manual, rung  # train loss, val loss, val acc, every epoch
+    assert list(figures["paths"]) == ["manual", "fabric", "trainer_barebones", "trainer"]
+    for rung, rung_figures in figures["paths"].items():
+        assert rung_figures["identical"], rung
+    for rung, rows in figures["history"].items():
+        assert rows == manual, rung  # train loss, val loss, val acc, every epoch (barebones logs none)
     assert len({row["train/loss"] for row in manual}) == EPOCHS  # the runs really trained and validated
 
 
 @pytest.mark.once
 def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
     # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
-    figures = compare([*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"])
+    figures = compare(
+        [*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"], rungs=["fabric", "trainer"]
+    )
     assert figures["identical"] and figures["same_epoch_metrics"]
 
 
@@ -46,5 +50,7 @@ def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
 @pytest.mark.once
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_network_keeps_the_paths_identical(quick_args):
-    figures = compare([*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"])
+    figures = compare(
+        [*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"], rungs=["fabric", "trainer"]
+    )
     assert figures["identical"] and figures["same_epoch_metrics"]

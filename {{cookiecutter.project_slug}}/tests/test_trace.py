@@ -1,0 +1,49 @@
+"""trace_steps.py's trace: each of the six operations once per batch, in the order docs/six_steps.md shows."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import trace_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def documented_trace() -> str:
+    """The trace that docs/six_steps.md prints, under its heading "The order, traced"."""
+    text = (ROOT / "docs" / "six_steps.md").read_text()
+    return re.search(r"## The order, traced.*?```text\n(.*?)\n```", text, re.DOTALL).group(1)
+
+
+def documented_orders(trace: str) -> dict[str, list[int]]:
+    """Each rung's six operations, by number, in the order the trace shows them."""
+    orders: dict[str, list[int]] = {}
+    for line in trace.splitlines():
+        if not line.startswith(" "):  # "trainer, batch 0:"
+            rung = line.split(",")[0]
+            orders[rung] = []
+        elif re.match(r"\s+\d\. ", line):
+            orders[rung].append(int(line.split(".")[0]))
+    return orders
+
+
+def step_numbers(events: list[tuple[int, int, str]], batch: int) -> list[int]:
+    return [int(label[0]) for index, _, label in events if index == batch and re.match(r"\d\. ", label)]
+
+
+@pytest.mark.once
+def test_every_rung_takes_each_of_the_six_steps_once_per_batch_in_the_documented_order(quick_args):
+    documented = documented_trace()
+    orders = documented_orders(documented)
+    assert list(orders) == list(trace_steps.ENTRIES)
+    fresh = []
+    for rung, order in orders.items():
+        assert sorted(order) == [1, 2, 3, 4, 5, 6], f"the docs show {rung} taking the six steps as {order}"
+        events = trace_steps.trace(rung, quick_args, batches=1_000_000)
+        batches = sorted({index for index, _, _ in events})
+        assert len(batches) >= 2, events
+        for batch in batches:
+            assert step_numbers(events, batch) == order, f"{rung}, batch {batch}"
+        fresh.append(trace_steps.format_trace(rung, [event for event in events if event[0] == 0]))
+    assert "\n".join(fresh) == documented, "docs/six_steps.md shows another trace: paste `python trace_steps.py`"
