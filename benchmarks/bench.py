@@ -5,6 +5,9 @@
 Every row is a ratio of two things measured in the same run, alternating, after warm-up:
 
     P1  Lightning step time / manual step time, and Lightning's fixed cost per step   goal <= 1.05
+    F1  Fabric step time / manual step time   goal <= 1.03
+    B1  the project's Trainer step time / Trainer(barebones=True) step time: what the project's callbacks,
+        logger and progress bar add   goal <= 1.03
     P2  compute-only step time / manual end-to-end step time (the input pipeline's share)   goal >= 0.95
     P3  `python train.py --trainer.fast_dev_run true` / `python -c "import lightning, torchvision"`   goal <= 1.6
 
@@ -93,7 +96,7 @@ def main() -> None:
     own, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = bake(Path(tmp))
-        rows = []
+        rows, ladders = [], {}
         for batch in own.batch_sizes:
             figures = p1(project, batch, own.repeats, extra)
             rows.append(("P1", batch, figures["overhead_ratio"], "<= 1.05", figures["overhead_ratio"] <= 1.05,
@@ -103,6 +106,12 @@ def main() -> None:
             fabric = figures["paths"]["fabric"]  # the middle rung of the ladder, against the manual loop
             rows.append(("F1", batch, fabric["ratio_to_manual"], "<= 1.03", fabric["ratio_to_manual"] <= 1.03,
                          f"fabric {fabric['ms_per_step']:.3f} ms, {fabric['step_up_us']:+.0f} µs/step above manual"))
+            bare, trainer = figures["paths"]["trainer_barebones"], figures["paths"]["trainer"]
+            ratio = trainer["ratio_to_manual"] / bare["ratio_to_manual"]
+            rows.append(("B1", batch, ratio, "<= 1.03", ratio <= 1.03,
+                         f"trainer {trainer['ms_per_step']:.3f} ms, barebones {bare['ms_per_step']:.3f} ms, "
+                         f"{trainer['step_up_us']:+.0f} µs/step"))
+            ladders[batch] = figures["paths"]
         for batch in own.batch_sizes:
             figures = p2(project, batch, own.repeats, extra)
             rows.append(("P2", batch, figures["ratio"], ">= 0.95", figures["ratio"] >= 0.95,
@@ -114,6 +123,12 @@ def main() -> None:
     print(f"{'row':<4} {'batch':>5} {'ratio':>7}  {'goal':<8} {'met':<4} detail")
     for name, batch, ratio, goal, met, detail in rows:
         print(f"{name:<4} {batch:>5} {ratio:>7.3f}  {goal:<8} {'yes' if met else 'NO':<4} {detail}")
+    print("\nthe ladder (median ms per step; step up from the rung above; ratio to manual):")
+    print(f"{'batch':>5} {'rung':<18} {'ms/step':>8} {'step up':>10} {'x manual':>9}")
+    for batch, ladder in ladders.items():
+        for name, rung in ladder.items():
+            step_up = "" if rung["step_up_us"] is None else f"{rung['step_up_us']:+.0f} µs"
+            print(f"{batch:>5} {name:<18} {rung['ms_per_step']:>8.3f} {step_up:>10} {rung['ratio_to_manual']:>9.3f}")
     if own.json:
         keys = ("row", "batch", "ratio", "goal", "met", "detail")
         Path(own.json).write_text(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))

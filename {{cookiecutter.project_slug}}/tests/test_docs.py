@@ -13,7 +13,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
 FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node", "--gres", "--optimizer"}
 FOREIGN |= {"--lr_scheduler", "--help"}
-COMPARE_AND_PREDICT = {"--json", "--plot", "--check", "--repeats", "--output"}  # their own, beside train.py's
+OWN_OPTIONS = {"--json", "--plot", "--check", "--repeats", "--rungs", "--batches", "--output"}
+OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--path", "--metric", "--direction"}
+OWN_OPTIONS |= {"--n_workers", "--heartbeat"}  # compare's, trace_steps', predict's and sweep's own
 
 
 def tables(text: str) -> list[list[list[str]]]:
@@ -59,5 +61,5 @@ def test_every_option_the_docs_show_is_an_option(capsys):
         train.main(["--help"])
     options = set(re.findall(r"--[a-z_][\w.-]*", capsys.readouterr().out))
     shown = {(doc.name, flag) for doc in DOCS for flag in re.findall(r"(?<![\w-])--[a-z_][\w.-]*\w", doc.read_text())}
-    unknown = sorted((doc, flag) for doc, flag in shown if flag not in options | FOREIGN | COMPARE_AND_PREDICT)
+    unknown = sorted((doc, flag) for doc, flag in shown if flag not in options | FOREIGN | OWN_OPTIONS)
     assert len(shown) >= 20 and not unknown, f"the docs show options that no entry has: {unknown}"

@@ -45,7 +45,7 @@ NETWORK_DOMAINS = {
 
 # Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
 RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "ckpt_path", "trust_checkpoint", "save_every_n_steps")
-RUN_ONLY_OPTIONS += ("dist_timeout",)
+RUN_ONLY_OPTIONS += ("dist_timeout", "logger_group")
 
 
 class ConfigError(ValueError):
@@ -106,6 +106,12 @@ class ProjectCLI(LightningCLI):
             help="The hand-written loops also write last.pt every N steps (0: at epoch ends only, as the Trainer).",
         )
         parser.add_argument(
+            "--logger_group",
+            type=str | None,
+            default=None,
+            help="The wandb group of this run (default: a hash of the config, shared by the runs of one config).",
+        )
+        parser.add_argument(
             "--dist_timeout",
             type=PositiveInt,
             default=600,
@@ -117,13 +123,7 @@ class ProjectCLI(LightningCLI):
         parser.link_arguments("data.num_channels", "model.net.init_args.in_channels", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        config = self.config.model.net
-        for name, value in (config.init_args or {}).items():
-            if name in NETWORK_DOMAINS and value is not None:
-                try:
-                    NETWORK_DOMAINS[name](value)
-                except ValueError as error:
-                    raise ConfigError(f"--model.net.{name}: {error}") from None
+        check_network_arguments(self.config.model.net.init_args)
 
     def instantiate_trainer(self, **kwargs: Any):
         """The Trainer, for ``rung="lightning"`` only: with its run directory, logger and checkpoints."""
@@ -163,7 +163,8 @@ class ProjectCLI(LightningCLI):
         elif isinstance(chosen, Logger) or chosen is False:
             logger = chosen or None
         else:
-            logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, self.config_id())
+            group = self.config.logger_group or self.config_id()
+            logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, group)
         if rank == 0 and self.rung != "lightning":  # the Trainer's SaveConfigCallback writes its own
             self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
         return run_dir, [logger] if logger is not None else []
@@ -187,6 +188,16 @@ class ProjectCLI(LightningCLI):
         for key in RUN_ONLY_OPTIONS:
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
+
+
+def check_network_arguments(init_args: Any) -> None:
+    """The network's arguments against NETWORK_DOMAINS: a value out of its domain is a ConfigError."""
+    for name, value in (init_args or {}).items():
+        if name in NETWORK_DOMAINS and value is not None:
+            try:
+                NETWORK_DOMAINS[name](value)
+            except ValueError as error:
+                raise ConfigError(f"--model.net.{name}: {error}") from None
 
 
 def with_dist_timeout(strategy: Any, seconds: int, registry: dict) -> Any:

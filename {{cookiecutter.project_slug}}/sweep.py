@@ -1,0 +1,327 @@
+"""Search hyperparameters with Optuna: trials on any rung, in a real database, resumable, in parallel.
+
+    python sweep.py                                       # configs/sweep.yaml, 20 trials of the Trainer
+    python sweep.py --n_trials 40                         # the same command again tops the study up to 40
+    python sweep.py --path manual --n_workers 2           # the hand-written loop, two workers at once
+    python sweep.py --trainer.max_epochs 5                # any option of train.py, for every trial
+    python sweep.py --storage postgresql://me@host/optuna # workers on several machines share one study
+    optuna-dashboard sqlite:///runs/sweeps.db             # watch it (pip install optuna-dashboard)
+
+The search space maps train.py's own option names to Optuna's distributions (configs/sweep.yaml):
+
+    model.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    data.batch_size: {type: categorical, choices: [32, 64, 128]}
+
+It is checked against train.py's parser before any trial runs. Each trial is an ordinary run directory
+under runs/sweeps/<study>/ with its config.yaml: `python train.py --config <it>` trains it again, to the
+same weights. A weak trial is pruned after an epoch (the median rule); a trial that raises is recorded
+as FAIL with its reason, and the study goes on; a worker killed mid-trial leaves that trial FAIL once its
+heartbeat stops, and the next worker runs it again. At the end: the best trial, best.yaml and two plots.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the entries beside this file, and the package, installed or not
+
+import optuna
+import yaml
+from filelock import FileLock
+from jsonargparse.typing import PositiveInt
+from lightning.pytorch.loggers import Logger
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import Trial, TrialState
+
+import train
+import train_fabric
+import train_manual
+from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, check_network_arguments, one_line_errors
+from {{ cookiecutter.package_name }}.runs import close_loggers
+
+PATHS = {"lightning": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
+METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
+DISTRIBUTIONS = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's, the plots'
+
+
+def load_space(path: Path) -> dict[str, BaseDistribution]:
+    """The search space of a YAML file: {option: {type: float|int|categorical, ...Optuna's arguments}}."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"--sweep {path}: {error}") from None
+    if not isinstance(spec, dict) or not spec:
+        raise ConfigError(f"--sweep {path}: " + "expected lines like `model.lr: {type: float, low: 1.0e-4, high: 0.1}`")
+    space = {}
+    for option, entry in spec.items():
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind not in DISTRIBUTIONS:
+            raise ConfigError(f"--sweep {path}: {option}: needs type: float, int or categorical")
+        arguments = {key: value for key, value in entry.items() if key != "type"}
+        if kind == "float":  # YAML reads 1e-4 (no dot) as a string
+            arguments = {key: float(value) if key in ("low", "high", "step") else value for key, value in arguments.items()}
+        try:
+            space[option] = DISTRIBUTIONS[kind](**arguments)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"--sweep {path}: {option}: {error}") from None
+    return space
+
+
+def check_space(space: dict[str, BaseDistribution], args: list[str]) -> ProjectCLI:
+    """Parse every trial's common options once, then each end of each range and each choice, as a flag."""
+    cli = ProjectCLI(rung=None, args=args)
+    if cli.config.trainer.devices not in (1, "1"):
+        raise ConfigError("a sweep runs each trial in one process: for more devices, start more workers")
+    cli.parser.exit_on_error = False  # a refused value raises here, and is reported with the option's name
+    for option, distribution in space.items():
+        for value in candidates(distribution):
+            try:
+                config = cli.parser.parse_args([*args, f"--{option}={flag_value(value)}"])
+                check_network_arguments(config.model.net.init_args)
+            except (argparse.ArgumentError, ConfigError) as error:
+                raise ConfigError(f"--sweep: {option}: {value!r} is refused: {' '.join(str(error).split())}") from None
+    return cli
+
+
+def candidates(distribution: BaseDistribution) -> list:
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    return [distribution.low, distribution.high]
+
+
+def flag_value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)  # True -> true, None -> null
+
+
+def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object:
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(option, distribution.choices)
+    kind = trial.suggest_float if isinstance(distribution, FloatDistribution) else trial.suggest_int
+    return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+
+
+class TrialReporter(Logger):
+    """A logger that reports each epoch's metric to the trial, and stops the run when the pruner says so.
+
+    Every rung logs its epoch metrics through its loggers, so one reporter serves the Trainer and both
+    hand-written loops: ``trial.report``, then ``trial.should_prune``.
+    """
+
+    name, version = "optuna", 0
+
+    def __init__(self, trial: Trial, metric: str) -> None:
+        super().__init__()
+        self.trial, self.metric, self.value = trial, metric, None
+        self.run_dir: Path | None = None
+        self.loggers: list[Logger] = []  # the run's own loggers, closed by the sweep if the trial stops early
+
+    @property
+    def save_dir(self) -> str | None:
+        return str(self.run_dir) if self.run_dir else None  # the Trainer writes config.yaml to a logger's save_dir
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.metric not in metrics or "epoch" not in metrics:
+            return
+        self.value, epoch = float(metrics[self.metric]), int(metrics["epoch"])
+        self.trial.report(self.value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.metric} {self.value:.4f} after epoch {epoch}")
+
+
+class TrialCLI(ProjectCLI):
+    """The project's CLI for one trial: the run's loggers, and the trial's reporter after them."""
+
+    def __init__(self, reporter: TrialReporter, **kwargs) -> None:
+        self.reporter = reporter
+        super().__init__(**kwargs)
+
+    def start_run(self):
+        run_dir, loggers = super().start_run()
+        self.reporter.run_dir, self.reporter.loggers = run_dir, loggers
+        self.reporter.trial.set_user_attr("run_dir", str(run_dir))
+        return run_dir, [*loggers, self.reporter]
+
+
+def objective(trial: Trial, space: dict[str, BaseDistribution], args: list[str], path: str, metric: str) -> float:
+    """Train one trial: the common options, then the trial's values as flags; the metric's last value."""
+    values = {option: suggest(trial, option, distribution) for option, distribution in space.items()}
+    flags = [f"--{option}={flag_value(value)}" for option, value in values.items()]
+    reporter = TrialReporter(trial, metric)
+    finished = False
+    try:
+        PATHS[path]([*args, *flags], cli_class=partial(TrialCLI, reporter), test=False)
+        finished = True
+    except optuna.TrialPruned:
+        raise
+    except SystemExit as error:  # the parser refused a combination, on stderr
+        trial.set_user_attr("fail_reason", f"the options were refused (exit {error.code}): {' '.join(flags)}")
+        raise RuntimeError(trial.user_attrs["fail_reason"]) from None
+    except Exception as error:
+        trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        if not finished:
+            close_loggers(reporter.loggers)  # a run stopped early: flush its logs, end its wandb run
+    if reporter.value is None:
+        raise RuntimeError(f"the run logged no {metric}")
+    return reporter.value
+
+
+def open_storage(url: str, heartbeat: int) -> optuna.storages.BaseStorage:
+    """Optuna's storage: a database by URL (SQLite, PostgreSQL, MySQL), or a journal file on a shared disk (.log)."""
+    if url.endswith(".log"):  # no heartbeat: a killed worker's trial stays RUNNING in a journal
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+    engine = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = {"connect_args": {"timeout": 60}}  # workers take turns to write; wait for the file's lock
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine,
+        heartbeat_interval=heartbeat,  # a running trial writes a heartbeat this often...
+        grace_period=3 * heartbeat,  # ...and one silent this long is marked FAIL: its worker died
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
+
+
+def trials_used(study: optuna.Study) -> int:
+    """Trials that count toward --n_trials, whatever their state: a retry takes the place of the trial it repeats."""
+    trials = study.get_trials(deepcopy=False)
+    return len(trials) - sum("failed_trial" in trial.system_attrs for trial in trials)
+
+
+def work(study: optuna.Study, trial_objective, n_trials: int, lock: FileLock) -> None:
+    """Run trials until the study has ``n_trials``. Counting and starting a trial happen under a file lock,
+    so two workers on this machine never both take the last one."""
+
+    def started(trial: Trial) -> float:
+        lock.release()  # the trial is in the storage now: the next worker counts it
+        return trial_objective(trial)
+
+    optuna.storages.fail_stale_trials(study)  # a trial whose worker died, silent past the grace period: FAIL
+    while True:
+        lock.acquire()
+        try:
+            waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))  # retries of killed trials
+            if trials_used(study) >= n_trials and not waiting:
+                return
+            study.optimize(started, n_trials=1, catch=(Exception,))
+        finally:
+            if lock.is_locked:
+                lock.release()
+
+
+def run_workers(argv: list[str], n_workers: int) -> None:
+    """Start ``n_workers`` processes of this same sweep on the same storage, each with its share of the cores."""
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--n_workers", "1", "--worker"]  # last wins
+    workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
+    failed = [worker.args for worker in workers if worker.wait() != 0]
+    if failed:
+        print(f"warning: {len(failed)} of {n_workers} workers ended with an error", file=sys.stderr)
+
+
+def report(study: optuna.Study, study_dir: Path, metric: str) -> optuna.trial.FrozenTrial | None:
+    """Print the outcome, and write best.yaml and the plots beside the trials' run directories."""
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(trial.state.name.lower() for trial in trials)
+    print(f"study {study.study_name}: {len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in states.items()))
+    for trial in trials:
+        if trial.state == TrialState.FAIL:
+            print(f"  trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'its worker stopped')}")
+    if states["complete"] == 0:
+        print("no trial completed: no best trial yet")
+        return None
+    best = study.best_trial
+    print(f"best: trial {best.number}, {metric} {best.value:.4f}, {best.params}")
+    config = yaml.safe_load((Path(best.user_attrs["run_dir"]) / "config.yaml").read_text())
+    config |= {"run_root": "runs", "logger_group": None, "ckpt_path": None}  # a run of its own, not a trial
+    (study_dir / "best.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    print(f"its run: {best.user_attrs['run_dir']}; train it again: python train.py --config {study_dir / 'best.yaml'}")
+    plot(study, study_dir)
+    return best
+
+
+def plot(study: optuna.Study, study_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
+
+    plots = {"history.png": plot_optimization_history}
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 2:
+        plots["importances.png"] = plot_param_importances  # needs two finished trials to compare
+    for name, draw in plots.items():
+        axes = draw(study)
+        axes.figure.savefig(study_dir / name, dpi=120, bbox_inches="tight")
+        plt.close(axes.figure)
+    print(f"plots: {', '.join(str(study_dir / name) for name in plots)}")
+
+
+def main(argv: list[str] | None = None) -> optuna.Study:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
+    )
+    parser.add_argument("--sweep", type=Path, default=ROOT / "configs" / "sweep.yaml", help="the search space")
+    parser.add_argument("--n_trials", type=PositiveInt, default=20, help="trials in the study, all workers together")
+    parser.add_argument("--storage", help="a database URL, or a .log journal file (default: sqlite:///<run_root>/sweeps.db)")
+    parser.add_argument("--study_name", help="the study (default: the name of the --sweep file)")
+    parser.add_argument("--path", choices=list(PATHS), default="lightning", help="the rung that trains each trial")
+    parser.add_argument("--metric", choices=list(METRICS), default="val/acc", help="the objective: its last epoch's value")
+    parser.add_argument("--direction", choices=["maximize", "minimize"], help="(default: the metric's own)")
+    parser.add_argument("--n_workers", type=PositiveInt, default=1, help="worker processes on this machine")
+    parser.add_argument("--heartbeat", type=PositiveInt, default=10, help="seconds between a running trial's heartbeats")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --n_workers' processes
+    try:
+        own, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        raise ConfigError(str(error)) from None
+    space = load_space(own.sweep)
+    study_name = own.study_name or own.sweep.stem
+    cli = check_space(space, ["--trainer.devices", "1", *rest])
+    study_dir = Path(cli.config.run_root) / "sweeps" / study_name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    trial_args = ["--trainer.devices", "1", *rest, "--run_root", str(study_dir), "--logger_group", f"sweep-{study_name}"]
+    storage = own.storage or f"sqlite:///{Path(cli.config.run_root) / 'sweeps.db'}"
+    study = optuna.create_study(
+        storage=open_storage(storage, own.heartbeat),
+        study_name=study_name,
+        direction=own.direction or METRICS[own.metric],
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),  # from the 3rd trial: below the median after an epoch
+        load_if_exists=True,  # the same command again resumes the study
+    )
+    if own.n_workers > 1:
+        run_workers(argv, own.n_workers)
+    else:
+        trial_objective = partial(objective, space=space, args=trial_args, path=own.path, metric=own.metric)
+        work(study, trial_objective, own.n_trials, FileLock(study_dir / "worker.lock"))
+    if not own.worker:
+        report(study, study_dir, own.metric)
+    return study
+
+
+if __name__ == "__main__":
+    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the trials get their options from main, not from sys.argv
+    with one_line_errors():
+        main(argv)
