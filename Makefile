@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: cookiecutter.json $(wildcard {{cookiecutter.project_slug}}/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	# Pinned to the builds this project is tested with; on a machine of your own, pick the build for your CUDA.
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 cookiecutter pytest pytest-xdist pytest-timeout
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 cookiecutter cruft pytest pytest-xdist pytest-timeout pytest-cookies
 	rm -rf $(DEPS)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/wandb . > /dev/null
 	$(PY) -m cookiecutter --no-input --output-dir $(DEPS)/tensorboard . logger=tensorboard > /dev/null

@@ -9,6 +9,9 @@ DATASET = {{ cookiecutter.dataset | tojson }}
 PACKAGE = {{ cookiecutter.package_name | tojson }}
 SLUG = {{ cookiecutter.project_slug | tojson }}
 INIT_GIT = {{ "True" if cookiecutter.init_git in [True, "yes", "y", "true", "True", "1"] else "False" }}
+# cruft records the template's commit as _commit. It bakes the project again, in temporary directories, to
+# compute each update: a repository made there would become part of the update's diff.
+UNDER_CRUFT = {{ "True" if cookiecutter._commit is defined else "False" }}
 
 # Files that only one choice of an option needs: (is that choice taken, the files).
 ONLY_FOR = [
@@ -43,7 +46,9 @@ def init_git() -> None:
 
 def main() -> None:
     remove_unneeded()
-    if INIT_GIT:
+    if INIT_GIT and UNDER_CRUFT:
+        print("note: under cruft the project is not made a git repository; run `git init` yourself")
+    elif INIT_GIT:
         init_git()
     print(
         f"\nBaked {SLUG}/. Next steps:\n"
