@@ -67,7 +67,9 @@ def load_space(path: Path) -> dict[str, BaseDistribution]:
             raise ConfigError(f"--sweep {path}: {option}: needs type: float, int or categorical")
         arguments = {key: value for key, value in entry.items() if key != "type"}
         if kind == "float":  # YAML reads 1e-4 (no dot) as a string
-            arguments = {key: float(value) if key in ("low", "high", "step") else value for key, value in arguments.items()}
+            arguments = {
+                key: float(value) if key in ("low", "high", "step") else value for key, value in arguments.items()
+            }
         try:
             space[option] = DISTRIBUTIONS[kind](**arguments)
         except (TypeError, ValueError) as error:
@@ -285,13 +287,19 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     )
     parser.add_argument("--sweep", type=Path, default=ROOT / "configs" / "sweep.yaml", help="the search space")
     parser.add_argument("--n_trials", type=PositiveInt, default=20, help="trials in the study, all workers together")
-    parser.add_argument("--storage", help="a database URL, or a .log journal file (default: sqlite:///<run_root>/sweeps.db)")
+    parser.add_argument(
+        "--storage", help="a database URL, or a .log journal file (default: sqlite:///<run_root>/sweeps.db)"
+    )
     parser.add_argument("--study_name", help="the study (default: the name of the --sweep file)")
     parser.add_argument("--path", choices=list(PATHS), default="lightning", help="the rung that trains each trial")
-    parser.add_argument("--metric", choices=list(METRICS), default="val/acc", help="the objective: its last epoch's value")
+    parser.add_argument(
+        "--metric", choices=list(METRICS), default="val/acc", help="the objective: its last epoch's value"
+    )
     parser.add_argument("--direction", choices=["maximize", "minimize"], help="(default: the metric's own)")
     parser.add_argument("--n_workers", type=PositiveInt, default=1, help="worker processes on this machine")
-    parser.add_argument("--heartbeat", type=PositiveInt, default=10, help="seconds between a running trial's heartbeats")
+    parser.add_argument(
+        "--heartbeat", type=PositiveInt, default=10, help="seconds between a running trial's heartbeats"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --n_workers' processes
     try:
         own, rest = parser.parse_known_args(argv)
@@ -302,7 +310,15 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     cli = check_space(space, ["--trainer.devices", "1", *rest])
     study_dir = Path(cli.config.run_root) / "sweeps" / study_name
     study_dir.mkdir(parents=True, exist_ok=True)
-    trial_args = ["--trainer.devices", "1", *rest, "--run_root", str(study_dir), "--logger_group", f"sweep-{study_name}"]
+    trial_args = [
+        "--trainer.devices",
+        "1",
+        *rest,
+        "--run_root",
+        str(study_dir),
+        "--logger_group",
+        f"sweep-{study_name}",
+    ]
     storage = own.storage or f"sqlite:///{Path(cli.config.run_root) / 'sweeps.db'}"
     study = optuna.create_study(
         storage=open_storage(storage, own.heartbeat),

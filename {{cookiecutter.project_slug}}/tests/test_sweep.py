@@ -1,4 +1,4 @@
-"""sweep.py: the space is checked first; trials prune, fail and resume; workers share a study; a killed one's trial is retried."""
+"""sweep.py: the space is checked first; trials prune, fail, resume; workers share a study; killed trials run again."""
 
 import os
 import signal
@@ -110,7 +110,9 @@ def test_a_killed_worker_leaves_its_trial_failed_and_the_next_worker_runs_it_aga
     assert killed.state == TrialState.FAIL
     retry = next(trial for trial in rest if trial.system_attrs.get("failed_trial") == killed.number)
     assert retry.params == killed.params  # the same trial, run again
-    assert len(rest) == 2 and all(trial.state == TrialState.COMPLETE for trial in rest)  # 2 trials: the retry and one more
+    assert len(rest) == 2 and all(
+        trial.state == TrialState.COMPLETE for trial in rest
+    )  # 2 trials: the retry and one more
 
 
 def running_trial(tmp_path: Path) -> bool:

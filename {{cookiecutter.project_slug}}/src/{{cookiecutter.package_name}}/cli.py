@@ -257,7 +257,7 @@ def describe_stall(error: RuntimeError) -> str | None:
         return f"{message}: a loader worker sent no batch in time (--data.worker_timeout); it is stuck or too slow"
     if "Timed out" in message:
         return f"waited in {collective_of(error)} for the other ranks in vain ({message}); see --dist_timeout"
-    if "Connection closed by peer" in message:
+    if "Connection closed by peer" in message or "Connection reset by peer" in message:  # the peer process died
         return f"another rank left during {collective_of(error)} ({message}); its own error line says why"
     return None
 

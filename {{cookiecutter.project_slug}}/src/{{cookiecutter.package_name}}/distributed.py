@@ -1,8 +1,9 @@
-"""The few lines the hand-written loop needs to run under ``torchrun``, on PyTorch's own DDP.
+"""The few lines the hand-written loop needs to run under ``torchrun`` or SLURM's ``srun``, on PyTorch's own DDP.
 
 ``torchrun --nproc_per_node N train_manual.py`` starts N processes and gives each its RANK,
-LOCAL_RANK, WORLD_SIZE and the address of rank 0 in the environment. Lightning reads the same
-variables when it runs under torchrun or SLURM, and sets them itself when it launches DDP.
+LOCAL_RANK, WORLD_SIZE and the address of rank 0 in the environment. ``srun`` starts one task per
+device and describes them in SLURM's own variables, which ``env_from_slurm`` translates. Lightning reads
+the same variables when it runs under torchrun or SLURM, and sets them itself when it launches DDP.
 """
 
 import os
@@ -11,6 +12,7 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.seed import reset_seed
 
 T = TypeVar("T")
@@ -26,6 +28,7 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
     that exists already (Lightning made it, in compare.py under torchrun) is reused. The entry points
     take it down with ``leave_process_group``.
     """
+    env_from_slurm()
     device = torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -36,6 +39,24 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
         # DDP setup does (reset_seed): dropout then draws the same masks in both paths.
         reset_seed()
     return device
+
+
+def env_from_slurm() -> None:
+    """Under ``srun`` without torchrun, the variables torchrun would set, from SLURM's: as Lightning reads them.
+
+    SLURM_PROCID, SLURM_NTASKS and SLURM_LOCALID give the rank, the world size and the local rank; rank 0
+    is on the first node of SLURM_NODELIST, at MASTER_PORT (or a port derived from the job's id).
+    """
+    if "RANK" in os.environ or not SLURMEnvironment.detect():
+        return  # torchrun's variables (srun may start torchrun), or no srun: nothing to translate
+    slurm = SLURMEnvironment()
+    os.environ.update(
+        RANK=str(slurm.global_rank()),
+        WORLD_SIZE=str(slurm.world_size()),
+        LOCAL_RANK=str(slurm.local_rank()),
+        MASTER_ADDR=slurm.main_address,
+        MASTER_PORT=str(slurm.main_port),
+    )
 
 
 def rank() -> int:

@@ -1,0 +1,142 @@
+"""Beyond one machine: two nodes (torchrun's static rendezvous), SLURM (srun stood in for), and a node that dies.
+
+Both nodes run on this machine, each a process tree of its own, as on two machines; they meet over
+127.0.0.1. Every rung must end with the weights of one node with two processes, bit for bit.
+"""
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_distributed import ddp_command, ddp_env
+
+from {{ cookiecutter.package_name }}.checkpoints import network_weights
+
+from bounded import ROOT, run_bounded, signal_tree, start, wait_all
+from conftest import QUICK
+
+ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0", "--dist_timeout", "60"]
+ENTRIES = {"manual": "train_manual.py", "fabric": "train_fabric.py", "lightning": "train.py"}
+TWO_NODES = ["--trainer.accelerator", "cpu", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
+TWO_NODES += ["--trainer.strategy", "ddp"]  # the manual loop ignores them: torchrun or srun tell it
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def node_command(node: int, port: int, entry: str, args: list[str]) -> list[str]:
+    """One node's torchrun: static rendezvous, so --node_rank decides the ranks (c10d would ignore it)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node)]
+    torchrun += ["--nproc_per_node", "1", "--rdzv_backend", "static", "--master_addr", "127.0.0.1"]
+    return [*torchrun, "--master_port", str(port), "tests/fake_data.py", entry, *args, *TWO_NODES]
+
+
+def start_nodes(run_root: Path, entry: str, args: list[str]) -> dict:
+    port = free_port()
+    return {
+        run_root / f"node{n}": start(node_command(n, port, entry, args), ddp_env(), run_root / f"node{n}")
+        for n in (0, 1)
+    }
+
+
+def final_weights(run_root: Path, rung: str) -> dict[str, torch.Tensor]:
+    run_dir = sorted(run_root.glob(f"*-{rung}"))[-1]  # the newest run: a resumed one, if any
+    [last] = run_dir.glob("checkpoints/last.*")
+    return network_weights(torch.load(last, weights_only=True))
+
+
+def assert_same(weights: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], what: str) -> None:
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference), f"{what}: other weights"
+
+
+def assert_all_passed(results: dict) -> None:
+    for log, (code, _, err) in results.items():
+        assert code == 0, f"{log.name} exited {code}:\n{err[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir) -> dict[str, torch.Tensor]:
+    """One node, two processes (the manual loop; in test_distributed every rung ends with these weights)."""
+    run_root = tmp_path_factory.mktemp("one_node")
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *ARGS]
+    result = run_bounded(ddp_command("manual", args), ddp_env())
+    assert result.returncode == 0, result.stderr[-4000:]
+    return final_weights(run_root, "manual")
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.parametrize("rung", list(ENTRIES))
+def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference, rung):
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
+    assert_all_passed(wait_all(start_nodes(tmp_path, ENTRIES[rung], args)))
+    assert_same(final_weights(tmp_path, rung), reference, f"{rung} on two nodes")
+
+
+# srun on one machine: the job's tasks as local processes, each with the variables srun gives its task.
+FAKE_SRUN = """
+import os, subprocess, sys
+
+nodes, per_node = int(os.environ["SLURM_NNODES"]), int(os.environ["SLURM_NTASKS_PER_NODE"])
+tasks = []
+for task in range(nodes * per_node):
+    ids = {"SLURM_PROCID": task, "SLURM_LOCALID": task % per_node, "SLURM_NODEID": task // per_node}
+    env = {**os.environ, **{key: str(value) for key, value in ids.items()}, "SLURM_NTASKS": str(nodes * per_node)}
+    tasks.append(subprocess.Popen(sys.argv[1:], env=env))
+sys.exit(max(task.wait() for task in tasks))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.parametrize("rung", list(ENTRIES))
+def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference, rung):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(f"#!{sys.executable}\n{FAKE_SRUN}")
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the script's `python`: this one
+    for tool in ("srun", "python"):
+        (bin_dir / tool).chmod(0o755)
+    job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "slurm.sbatch", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "1"}
+    job |= {"SLURM_NTASKS": "2", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NODELIST": "127.0.0.1"}
+    job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / ENTRIES[rung])}
+    env = {**ddp_env(), **job, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS, "--trainer.accelerator", "cpu"]
+    result = run_bounded(["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args], env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert_same(final_weights(tmp_path, rung), reference, f"{rung} under srun")
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the_same_weights(tmp_path, data_dir):
+    # Batches of 2: enough steps that the run is still under way when its first checkpoint appears
+    args = [*QUICK, "--data.data_dir", data_dir, *ARGS, "--data.batch_size", "2", "--save_every_n_steps", "3"]
+    one_node = run_bounded(ddp_command("manual", [*args, "--run_root", str(tmp_path / "one_node")]), ddp_env())
+    assert one_node.returncode == 0, one_node.stderr[-4000:]
+    run_root = tmp_path / "two_nodes"
+    args += ["--run_root", str(run_root)]
+    nodes = start_nodes(tmp_path, ENTRIES["manual"], args)
+    node0, node1 = nodes
+    deadline = time.monotonic() + 120
+    while not list(run_root.glob("*-manual/checkpoints/last.pt")):  # under way, with a checkpoint to resume from
+        assert time.monotonic() < deadline and all(proc.poll() is None for proc in nodes.values()), "no checkpoint"
+        time.sleep(0.1)
+    killed = time.monotonic()
+    signal_tree(nodes[node1].pid, signal.SIGKILL)  # node 1's torchrun and its rank, at once
+    code, _, err = wait_all(nodes, timeout=120)[node0]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code != 0 and len(errors) == 1 and errors[0].startswith("error: rank 0: "), err[-4000:]
+    assert time.monotonic() - killed < 60, "node 0 outlived the process-group timeout"  # --dist_timeout 60
+
+    assert_all_passed(wait_all(start_nodes(tmp_path, ENTRIES["manual"], [*args, "--ckpt_path", "last"])))
+    assert_same(final_weights(run_root, "manual"), final_weights(tmp_path / "one_node", "manual"), "the resumed run")
