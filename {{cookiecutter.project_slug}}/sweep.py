@@ -320,18 +320,20 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         f"sweep-{study_name}",
     ]
     storage = own.storage or f"sqlite:///{Path(cli.config.run_root) / 'sweeps.db'}"
-    study = optuna.create_study(
-        storage=open_storage(storage, own.heartbeat),
-        study_name=study_name,
-        direction=own.direction or METRICS[own.metric],
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),  # from the 3rd trial: below the median after an epoch
-        load_if_exists=True,  # the same command again resumes the study
-    )
+    lock = FileLock(study_dir / "worker.lock")  # the workers of this machine take turns at the storage
+    with lock:  # two workers creating a new database's tables at once would collide
+        study = optuna.create_study(
+            storage=open_storage(storage, own.heartbeat),
+            study_name=study_name,
+            direction=own.direction or METRICS[own.metric],
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2),  # from the 3rd trial: below the median of an epoch
+            load_if_exists=True,  # the same command again resumes the study
+        )
     if own.n_workers > 1:
         run_workers(argv, own.n_workers)
     else:
         trial_objective = partial(objective, space=space, args=trial_args, path=own.path, metric=own.metric)
-        work(study, trial_objective, own.n_trials, FileLock(study_dir / "worker.lock"))
+        work(study, trial_objective, own.n_trials, lock)
     if not own.worker:
         report(study, study_dir, own.metric)
     return study

@@ -2,9 +2,11 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -116,10 +118,11 @@ def test_a_killed_worker_leaves_its_trial_failed_and_the_next_worker_runs_it_aga
 
 
 def running_trial(tmp_path: Path) -> bool:
-    if not (tmp_path / "study.db").exists():
-        return False
+    """Whether a trial is training, read with sqlite3 alone: Optuna would create the tables, racing the worker."""
+    query = "SELECT COUNT(*) FROM trials JOIN trial_user_attributes USING (trial_id)"
+    query += " WHERE state = 'RUNNING' AND key = 'run_dir'"
     try:
-        trials = load(tmp_path).trials
-    except (KeyError, optuna.exceptions.StorageInternalError):  # the study is not created yet
+        with closing(sqlite3.connect(f"file:{tmp_path / 'study.db'}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute(query).fetchone()[0] > 0
+    except sqlite3.OperationalError:  # no database, or no tables yet
         return False
-    return any(trial.state == TrialState.RUNNING and "run_dir" in trial.user_attrs for trial in trials)
