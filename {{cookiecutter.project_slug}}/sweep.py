@@ -53,7 +53,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 
 def load_space(path: Path) -> dict[str, BaseDistribution]:
-    """The search space of a YAML file: {option: {type: float|int|categorical, ...Optuna's arguments}}."""
+    """The search space of a YAML file: each option's type (float, int or categorical) and Optuna's arguments."""
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
@@ -194,7 +194,7 @@ def open_storage(url: str, heartbeat: int) -> optuna.storages.BaseStorage:
     engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 60}}  # workers take turns to write; wait for the file's lock
+        engine = {"connect_args": dict(timeout=60)}  # workers take turns to write; wait for the file's lock
     return optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine,
