@@ -45,6 +45,7 @@ import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors, with_dist_timeout
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.runs import MemoryLogger
 
 IMPORT_S = time.perf_counter() - _start
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
@@ -75,26 +76,14 @@ class TimedLoader(DataLoader):
         return [b - a for stamps in self.stamps[WARMUP_EPOCHS:] for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-class HistoryLogger(Logger):
+class HistoryLogger(MemoryLogger):
     """Keeps in memory what a rung logs, merged into one row per epoch."""
 
-    name, version = "history", 0
+    name = "history"
 
     def __init__(self) -> None:
         super().__init__()
-        self.run_dir: Path | None = None
         self.rows: dict[int, dict[str, float]] = defaultdict(dict)
-
-    @property
-    def save_dir(self) -> str | None:
-        return str(self.run_dir) if self.run_dir else None
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if "epoch" in metrics:

@@ -44,7 +44,7 @@ import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, check_network_arguments, one_line_errors
-from {{ cookiecutter.package_name }}.runs import close_loggers
+from {{ cookiecutter.package_name }}.runs import MemoryLogger, close_loggers
 
 PATHS = {"lightning": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
@@ -110,31 +110,19 @@ def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object
     return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
-class TrialReporter(Logger):
+class TrialReporter(MemoryLogger):
     """A logger that reports each epoch's metric to the trial, and stops the run when the pruner says so.
 
     Every rung logs its epoch metrics through its loggers, so one reporter serves the Trainer and both
     hand-written loops: ``trial.report``, then ``trial.should_prune``.
     """
 
-    name, version = "optuna", 0
+    name = "optuna"
 
     def __init__(self, trial: Trial, metric: str) -> None:
         super().__init__()
         self.trial, self.metric, self.value = trial, metric, None
-        self.run_dir: Path | None = None
         self.loggers: list[Logger] = []  # the run's own loggers, closed by the sweep if the trial stops early
-
-    @property
-    def save_dir(self) -> str | None:
-        return str(self.run_dir) if self.run_dir else None  # the Trainer writes config.yaml to a logger's save_dir
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.metric not in metrics or "epoch" not in metrics:
@@ -237,9 +225,9 @@ def run_workers(argv: list[str], n_workers: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, str(Path(__file__).resolve()), *argv, "--n_workers", "1", "--worker"]  # last wins
     workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
-    failed = [worker.args for worker in workers if worker.wait() != 0]
+    failed = sum(worker.wait() != 0 for worker in workers)
     if failed:
-        print(f"warning: {len(failed)} of {n_workers} workers ended with an error", file=sys.stderr)
+        print(f"warning: {failed} of {n_workers} workers ended with an error", file=sys.stderr)
 
 
 def report(study: optuna.Study, study_dir: Path, metric: str) -> optuna.trial.FrozenTrial | None:

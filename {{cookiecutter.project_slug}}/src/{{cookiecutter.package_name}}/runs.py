@@ -42,6 +42,31 @@ def shared_run_dir(root: str | Path, rung: str, rank: int) -> Path | None:
     return Path(os.environ[RUN_DIR_VARIABLE]) if RUN_DIR_VARIABLE in os.environ else None
 
 
+class MemoryLogger(Logger):
+    """A logger that keeps what it is given in this process and writes nothing (compare.py, sweep.py).
+
+    Its ``save_dir`` is the run directory: the Trainer writes config.yaml to its first logger's save_dir.
+    Subclasses give it a ``name`` and ``log_metrics``.
+    """
+
+    version = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_dir: Path | None = None
+
+    @property
+    def save_dir(self) -> str | None:
+        return str(self.run_dir) if self.run_dir else None
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
 def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:
     """The experiment logger of one run.
 
