@@ -73,7 +73,8 @@ class TimedLoader(DataLoader):
 
     def step_times(self) -> list[float]:
         """Seconds per step within each epoch after the warm-up; the gaps across validation are left out."""
-        return [b - a for stamps in self.stamps[WARMUP_EPOCHS:] for a, b in zip(stamps, stamps[1:], strict=False)]
+        epochs = self.stamps[WARMUP_EPOCHS:] or self.stamps  # a one-epoch run (fast_dev_run) has only the warm-up
+        return [b - a for stamps in epochs for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 class HistoryLogger(MemoryLogger):
@@ -183,7 +184,8 @@ def compare(args: list[str], repeats: int = 1, rungs: list[str] | None = None) -
         for rung, results in pooled.items()
     }
     keys = ("train/loss", "val/loss", "val/acc")
-    history = {rung: [{k: row[k] for k in keys} for row in runs[rung]["history"]] for rung in runs}
+    # an epoch without validation (--trainer.check_val_every_n_epoch) has no val/ keys
+    history = {rung: [{k: row[k] for k in keys if k in row} for row in runs[rung]["history"]] for rung in runs}
     figures, below = {}, None
     for rung in names:
         diff, identical = max_abs_weight_diff(runs[rung]["net"], runs["manual"]["net"])
@@ -233,7 +235,7 @@ def format_report(figures: dict) -> str:
             f"{epoch:>5} | "
             + " ".join(f"{row['train/loss']:>10.6f}" for row in rows)
             + " | "
-            + " ".join(f"{row['val/acc']:>10.4f}" for row in rows)
+            + " ".join(f"{row.get('val/acc', float('nan')):>10.4f}" for row in rows)
         )
     lines += [
         "",

@@ -1,12 +1,14 @@
-"""Train the network with your own loop and Lightning Fabric: the rung between train_manual.py and train.py.
+"""Train the network with your own loop and Lightning Fabric: train_manual.py, with Fabric taking its devices.
 
     python train_fabric.py                                   # the defaults in configs/default.yaml
     python train_fabric.py --model.lr 0.003 --trainer.max_epochs 5
     python train_fabric.py --trainer.devices 2 --trainer.strategy ddp     # Fabric launches 2 processes
 
-The loop is train_manual.py's, line for line: `diff train_manual.py train_fabric.py` shows only what
-Fabric takes over (devices, DDP, precision, the batch transfer, backward). It reads the trainer options
-accelerator, devices, num_nodes, strategy, precision and max_epochs.
+train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
+them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
+step, docs/trainer_options.md what becomes of each --trainer option on this rung.
+docs/six_steps.md shows where the Trainer takes each step, docs/trainer_options.md what becomes of each
+--trainer option here.
 """
 
 import sys
@@ -18,123 +20,92 @@ import lightning as L
 from lightning.fabric.utilities.seed import reset_seed
 from tqdm import tqdm
 
-from {{ cookiecutter.package_name }}.checkpoints import (
-    find_checkpoint,
-    load_weights,
-    read_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, leave_process_group, local_rank, rank
-from {{ cookiecutter.package_name }}.loops import autocast_dtype, checkpoint, compute_and_reset, evaluate, prefixed, progress_bar
-from {{ cookiecutter.package_name }}.runs import close_loggers, say
-from {{ cookiecutter.package_name }}.shared import FiniteLossCheck, Metrics, build_optimizer, loss_fn
+from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.evaluation import evaluate
+from {{ cookiecutter.package_name }}.runs import close_loggers, log_epoch, log_test, say
+from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
+from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "fabric"  # names its run directories, runs/<date>_<time>-fabric
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
-    cli = cli_class(rung=RUNG, args=args)
-    net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams  # the very network the Trainer trains
-    epochs, save_every = cli.config.trainer.max_epochs, cli.config.save_every_n_steps
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"the manual loop needs a number of epochs: --trainer.max_epochs 1 or more, not {epochs}")
-    autocast = autocast_dtype(cli.config.trainer.precision)
-    resume = None  # a missing or corrupt checkpoint fails here, before anything is written
-    if cli.config.ckpt_path:
-        path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, RUNG)
-        resume = read_checkpoint(path, cli.config.trust_checkpoint)
-        if "optimizer" not in resume:
-            raise ConfigError(
-                f"{cli.config.ckpt_path} is not a hand-written loop's checkpoint: resume .ckpt with train.py"
-            )
-
-    # Setup: the process group (under torchrun), the data, the optimizer, the run's directory and loggers
-    fabric = L.Fabric(**cli.fabric_arguments())  # instead of init_from_env: Fabric joins or starts the processes
-    fabric.launch()
-    if fabric.world_size > 1:
-        reset_seed()  # as init_from_env and the Trainer's DDP do once the group is up (Fabric's DDP does not)
-    device = fabric.device
-    if local_rank() == 0:
-        data.prepare_data()  # downloads once per machine, as Lightning does
-    barrier()
-    data.setup("fit")
-    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    sampler = train_loader.sampler  # the DataModule's epoch-seeded sampler: a shard of its own per rank
-    optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, epochs)
-    train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
-    val_metrics = Metrics(data.num_classes).to(device)
-    loss_check = FiniteLossCheck()
-    run_dir, loggers = cli.start_run() if rank() == 0 else (None, [])  # only rank 0 writes
-    run_dir = from_rank_zero(run_dir)
-    for lg in loggers:
-        lg.log_hyperparams(cli.config.as_dict())
-    ckpt_dir = run_dir / "checkpoints"
-    # Fabric moves the network to the device and wraps it (DDP, precision); the optimizer for the wrapper.
-    model, optimizer = fabric.setup(net, optimizer)
-
-    first_epoch, first_batch, step, best_acc = 0, 0, 0, -1.0  # best.pt starts afresh, as ModelCheckpoint's
-    if resume is not None:  # where the saved run stopped: this epoch, after this many batches
-        net.load_state_dict(resume["net"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resume["scheduler"])
-        train_metrics.load_state_dict(resume["train_metrics"])
-        first_epoch, first_batch, step = resume["next_epoch"], resume["next_batch"], resume["steps"]
-        set_rng_state(resume["rng_state"])  # last: nothing may draw between this and the next step
-
-    for epoch in range(first_epoch, epochs):
-        # This epoch's shuffle is seeded with seed + epoch, the order the Trainer sees too; a run resumed
-        # mid-epoch skips the batches it has trained on.
-        sampler.set_epoch(epoch, start=first_batch * data.hparams.batch_size)
-        model.train()
-        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar(cli))
-        for batch, (x, y) in enumerate(bar, start=first_batch):
-            x, y = fabric.to_device((x, y))  # 1. move the batch to the device, instead of .to(device)
+def train_epoch(model, loader, optimizer, fabric, options: LoopOptions, progress: Progress, metrics, checkpoint):
+    """One epoch: the six steps for every batch, and the trainer options that touch them."""
+    model.train()
+    for batch, (x, y) in enumerate(loader, start=progress.batch):
+        if batch == options.train_batches or options.done(progress.steps):
+            break  # --trainer.limit_train_batches, --trainer.max_steps
+        steps = options.steps_after(batch)  # --trainer.accumulate_grad_batches: gradients add up until then
+        x, y = fabric.to_device((x, y))  # 1. move the batch to the device
+        if options.starts_group(batch):
             optimizer.zero_grad()  # 2. clear the last step's gradients
-            with fabric.autocast():  # --trainer.precision, instead of torch.autocast
+        with fabric.no_backward_sync(model, enabled=not steps):  # DDP averages them only before a step
+            with fabric.autocast():  # --trainer.precision
                 logits = model(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
                 loss = loss_fn(logits, y)  # 4. loss
-            fabric.backward(loss)  # 5. backward, instead of loss.backward()
+            fabric.backward(loss / options.accumulate)  # 5. backward: add this batch's share to every .grad
+        if steps:
+            if options.clip_val:  # --trainer.gradient_clip_val, between backward and step as in the Trainer
+                fabric.clip_gradients(model, optimizer, **options.clip_arguments())
             optimizer.step()  # 6. update the weights
+            progress.steps += 1
+        metrics.update(loss, logits, y)
+        progress.batch = batch + 1
+        checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
-            train_metrics.update(loss, logits, y)
-            step += 1
-            loss_check.check(loss, step)  # a NaN or inf loss stops the run (read a step late: no GPU wait)
-            if save_every and step % save_every == 0:  # a checkpoint mid-epoch, to resume from after a crash
-                loss_check.flush()  # never save weights that a NaN loss has spoiled
-                if rank() == 0:
-                    state = checkpoint(net, optimizer, scheduler, train_metrics, epoch, batch + 1, step)
-                    save_checkpoint(state, ckpt_dir / "last.pt")
-        loss_check.flush()
-        first_batch = 0
 
-        train = compute_and_reset(train_metrics)
-        val = evaluate(net, val_loader, device, val_metrics, autocast)  # synced across ranks by torchmetrics
+def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
+    cli = cli_class(rung=RUNG, args=args)
+    net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
+    options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
+    resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
+
+    fabric = L.Fabric(**cli.fabric_arguments())  # joins torchrun's processes, or starts its own
+    fabric.launch()
+    if fabric.world_size > 1:
+        reset_seed()  # as the Trainer's DDP does once the group is up (Fabric's DDP does not)
+    device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
+    if fabric.local_rank == 0:
+        data.prepare_data()  # downloads once per machine, as Lightning does
+    fabric.barrier()
+    data.setup("fit")
+    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    options = options.for_loaders(len(train_loader), len(val_loader))
+    optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
+    run_dir, loggers = cli.start_run() if writer else (None, [])  # only rank 0 writes
+    run_dir = fabric.broadcast(run_dir)
+    train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
+    val_metrics = Metrics(data.num_classes).to(device)
+    model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision
+    ckpt_dir, every = run_dir / "checkpoints", config.save_every_n_steps
+    checkpoint = LoopCheckpoint(ckpt_dir, net, optimizer, scheduler, train_metrics, every, writer)
+    progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
+
+    for epoch in range(progress.epoch, options.max_epochs):
+        train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
+        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
+        train_epoch(model, bar, optimizer, fabric, options, progress, train_metrics, checkpoint)
+        val = None
+        if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
+            val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
-        row = {"epoch": epoch, **prefixed("train", train), **prefixed("val", val)}
-        for lg in loggers:  # at the step of the epoch's last batch, counted from 0, as the Trainer logs them
-            lg.log_metrics(row, step=step - 1)
-        say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
-        if rank() == 0:  # everything the next epoch needs; best.pt when val/acc improved, strictly
-            state = checkpoint(net, optimizer, scheduler, train_metrics, epoch + 1, 0, step) | {"val_acc": val["acc"]}
-            save_checkpoint(state, ckpt_dir / "last.pt")
-            if val["acc"] > best_acc:
-                save_checkpoint(state, ckpt_dir / "best.pt")
-        best_acc = max(best_acc, val["acc"])
+        log_epoch(loggers, epoch, progress.steps, train_metrics, val)
+        checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
+        if options.done(progress.steps):
+            break  # --trainer.max_steps
 
     results = {"net": net, "datamodule": data, "run_dir": run_dir, "test": None}
     if test:
-        barrier()  # rank 0 has written best.pt
-        load_weights(net, ckpt_dir / "best.pt")  # the best epoch's weights, as Trainer.test(ckpt_path="best")
+        fabric.barrier()  # rank 0 has written best.pt
+        checkpoint.load_best()
         data.setup("test")
+        loader = data.test_dataloader()
         metrics = Metrics(data.num_classes).to(device)
-        results["test"] = evaluate(net, data.test_dataloader(), device, metrics, autocast)
-        for lg in loggers:
-            lg.log_metrics({"epoch": epochs, **prefixed("test", results["test"])}, step=step)  # as Trainer.test
-        say(f"test accuracy: {results['test']['acc']:.4f}")
+        results["test"] = evaluate(net, loader, device, metrics, options.autocast, options.test_batches(len(loader)))
+        log_test(loggers, progress.epoch, progress.steps, results["test"])
     close_loggers(loggers)
     say(f"outputs: {run_dir}")
     return results

@@ -4,12 +4,13 @@
     python train_manual.py --model.lr 0.003 --trainer.max_epochs 5
     torchrun --nproc_per_node 2 train_manual.py              # DDP on 2 processes (docs/distributed.md)
 
-It takes train.py's options and config; of the trainer options it reads max_epochs and precision.
-Setup, then two nested loops (epochs, batches), then the six steps of every iteration, one line each:
-docs/six_steps.md shows where the Trainer does each of them.
+train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
+them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
+step, docs/trainer_options.md what becomes of each --trainer option on this rung.
 """
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
@@ -17,123 +18,95 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package,
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import clip_grad_norm_, clip_grad_value_
 from tqdm import tqdm
 
-from {{ cookiecutter.package_name }}.checkpoints import (
-    find_checkpoint,
-    load_weights,
-    read_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, init_from_env, leave_process_group, local_rank, rank
-from {{ cookiecutter.package_name }}.loops import autocast_dtype, checkpoint, compute_and_reset, evaluate, prefixed, progress_bar
-from {{ cookiecutter.package_name }}.runs import close_loggers, say
-from {{ cookiecutter.package_name }}.shared import FiniteLossCheck, Metrics, build_optimizer, loss_fn
+from {{ cookiecutter.package_name }}.evaluation import evaluate
+from {{ cookiecutter.package_name }}.runs import close_loggers, log_epoch, log_test, say
+from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
+from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual
 
 
+def train_epoch(model, loader, optimizer, device, options: LoopOptions, progress: Progress, metrics, checkpoint):
+    """One epoch: the six steps for every batch, and the trainer options that touch them."""
+    model.train()
+    for batch, (x, y) in enumerate(loader, start=progress.batch):
+        if batch == options.train_batches or options.done(progress.steps):
+            break  # --trainer.limit_train_batches, --trainer.max_steps
+        steps = options.steps_after(batch)  # --trainer.accumulate_grad_batches: gradients add up until then
+        sync = steps or not isinstance(model, DistributedDataParallel)  # DDP averages them only before a step
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # 1. move the batch to the device
+        if options.starts_group(batch):
+            optimizer.zero_grad()  # 2. clear the last step's gradients
+        with nullcontext() if sync else model.no_sync():
+            with torch.autocast(device.type, dtype=options.autocast, enabled=options.autocast is not None):
+                logits = model(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
+                loss = loss_fn(logits, y)  # 4. loss
+            (loss / options.accumulate).backward()  # 5. backward: add this batch's share to every .grad
+        if steps:
+            if options.clip_val:  # --trainer.gradient_clip_val, between backward and step as in the Trainer
+                clip = clip_grad_value_ if options.clip_algorithm == "value" else clip_grad_norm_
+                clip(model.parameters(), options.clip_val)
+            optimizer.step()  # 6. update the weights
+            progress.steps += 1
+        metrics.update(loss, logits, y)
+        progress.batch = batch + 1
+        checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
+
+
 def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
     cli = cli_class(rung=RUNG, args=args)
-    net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams  # the very network the Trainer trains
-    epochs, save_every = cli.config.trainer.max_epochs, cli.config.save_every_n_steps
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"the manual loop needs a number of epochs: --trainer.max_epochs 1 or more, not {epochs}")
-    autocast = autocast_dtype(cli.config.trainer.precision)
-    resume = None  # a missing or corrupt checkpoint fails here, before anything is written
-    if cli.config.ckpt_path:
-        path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, RUNG)
-        resume = read_checkpoint(path, cli.config.trust_checkpoint)
-        if "optimizer" not in resume:
-            raise ConfigError(
-                f"{cli.config.ckpt_path} is not a hand-written loop's checkpoint: resume .ckpt with train.py"
-            )
+    net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
+    options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
+    resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
 
-    # Setup: the process group (under torchrun), the data, the optimizer, the run's directory and loggers
-    device = init_from_env(cli.config.dist_timeout)
+    device = init_from_env(config.dist_timeout)  # the process group, under torchrun or srun
+    writer = rank() == 0  # only rank 0 writes files
     if local_rank() == 0:
         data.prepare_data()  # downloads once per machine, as Lightning does
     barrier()
     data.setup("fit")
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    sampler = train_loader.sampler  # the DataModule's epoch-seeded sampler: a shard of its own per rank
-    optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, epochs)
+    options = options.for_loaders(len(train_loader), len(val_loader))
+    optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
+    run_dir, loggers = cli.start_run() if writer else (None, [])  # only rank 0 writes
+    run_dir = from_rank_zero(run_dir)
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
-    loss_check = FiniteLossCheck()
-    run_dir, loggers = cli.start_run() if rank() == 0 else (None, [])  # only rank 0 writes
-    run_dir = from_rank_zero(run_dir)
-    for lg in loggers:
-        lg.log_hyperparams(cli.config.as_dict())
-    ckpt_dir = run_dir / "checkpoints"
     net.to(device)
-    # Under DDP the backward pass averages the gradients of all ranks; the optimizer holds net's own parameters.
-    model = DistributedDataParallel(net) if dist.is_initialized() else net
+    model = DistributedDataParallel(net) if dist.is_initialized() else net  # under DDP: gradients averaged over ranks
+    ckpt_dir, every = run_dir / "checkpoints", config.save_every_n_steps
+    checkpoint = LoopCheckpoint(ckpt_dir, net, optimizer, scheduler, train_metrics, every, writer)
+    progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
 
-    first_epoch, first_batch, step, best_acc = 0, 0, 0, -1.0  # best.pt starts afresh, as ModelCheckpoint's
-    if resume is not None:  # where the saved run stopped: this epoch, after this many batches
-        net.load_state_dict(resume["net"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resume["scheduler"])
-        train_metrics.load_state_dict(resume["train_metrics"])
-        first_epoch, first_batch, step = resume["next_epoch"], resume["next_batch"], resume["steps"]
-        set_rng_state(resume["rng_state"])  # last: nothing may draw between this and the next step
-
-    for epoch in range(first_epoch, epochs):
-        # This epoch's shuffle is seeded with seed + epoch, the order the Trainer sees too; a run resumed
-        # mid-epoch skips the batches it has trained on.
-        sampler.set_epoch(epoch, start=first_batch * data.hparams.batch_size)
-        model.train()
-        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress_bar(cli))
-        for batch, (x, y) in enumerate(bar, start=first_batch):
-            # non_blocking: from pinned memory the copy overlaps the GPU's work
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # 1. move the batch to the device
-            optimizer.zero_grad()  # 2. clear the last step's gradients
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):  # --trainer.precision
-                logits = model(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
-                loss = loss_fn(logits, y)  # 4. loss
-            loss.backward()  # 5. backward: every parameter's .grad
-            optimizer.step()  # 6. update the weights
-
-            train_metrics.update(loss, logits, y)
-            step += 1
-            loss_check.check(loss, step)  # a NaN or inf loss stops the run (read a step late: no GPU wait)
-            if save_every and step % save_every == 0:  # a checkpoint mid-epoch, to resume from after a crash
-                loss_check.flush()  # never save weights that a NaN loss has spoiled
-                if rank() == 0:
-                    state = checkpoint(net, optimizer, scheduler, train_metrics, epoch, batch + 1, step)
-                    save_checkpoint(state, ckpt_dir / "last.pt")
-        loss_check.flush()
-        first_batch = 0
-
-        train = compute_and_reset(train_metrics)
-        val = evaluate(net, val_loader, device, val_metrics, autocast)  # synced across ranks by torchmetrics
+    for epoch in range(progress.epoch, options.max_epochs):
+        train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
+        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
+        train_epoch(model, bar, optimizer, device, options, progress, train_metrics, checkpoint)
+        val = None
+        if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
+            val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
         if scheduler is not None:
             scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
-        row = {"epoch": epoch, **prefixed("train", train), **prefixed("val", val)}
-        for lg in loggers:  # at the step of the epoch's last batch, counted from 0, as the Trainer logs them
-            lg.log_metrics(row, step=step - 1)
-        say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
-        if rank() == 0:  # everything the next epoch needs; best.pt when val/acc improved, strictly
-            state = checkpoint(net, optimizer, scheduler, train_metrics, epoch + 1, 0, step) | {"val_acc": val["acc"]}
-            save_checkpoint(state, ckpt_dir / "last.pt")
-            if val["acc"] > best_acc:
-                save_checkpoint(state, ckpt_dir / "best.pt")
-        best_acc = max(best_acc, val["acc"])
+        log_epoch(loggers, epoch, progress.steps, train_metrics, val)
+        checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
+        if options.done(progress.steps):
+            break  # --trainer.max_steps
 
     results = {"net": net, "datamodule": data, "run_dir": run_dir, "test": None}
     if test:
         barrier()  # rank 0 has written best.pt
-        load_weights(net, ckpt_dir / "best.pt")  # the best epoch's weights, as Trainer.test(ckpt_path="best")
+        checkpoint.load_best()
         data.setup("test")
+        loader = data.test_dataloader()
         metrics = Metrics(data.num_classes).to(device)
-        results["test"] = evaluate(net, data.test_dataloader(), device, metrics, autocast)
-        for lg in loggers:
-            lg.log_metrics({"epoch": epochs, **prefixed("test", results["test"])}, step=step)  # as Trainer.test
-        say(f"test accuracy: {results['test']['acc']:.4f}")
+        results["test"] = evaluate(net, loader, device, metrics, options.autocast, options.test_batches(len(loader)))
+        log_test(loggers, progress.epoch, progress.steps, results["test"])
     close_loggers(loggers)
     say(f"outputs: {run_dir}")
     return results

@@ -1,14 +1,14 @@
-"""What the hand-written loops share (loops.py), on its own."""
+"""What the hand-written loops share, on its own: evaluation, their checkpoint, and the options they mirror."""
 
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.checkpoints import save_checkpoint
-from {{ cookiecutter.package_name }}.cli import ConfigError
+from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.data import DataModule
-from {{ cookiecutter.package_name }}.loops import autocast_dtype, checkpoint, evaluate
+from {{ cookiecutter.package_name }}.evaluation import evaluate
 from {{ cookiecutter.package_name }}.model import SmallCNN
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer
+from {{ cookiecutter.package_name }}.trainer_options import RefusedOption, autocast_dtype, limit_batches
 
 
 def test_evaluation_reads_the_weights_and_changes_none(data_dir):
@@ -16,23 +16,63 @@ def test_evaluation_reads_the_weights_and_changes_none(data_dir):
     data.setup("fit")
     net = SmallCNN(num_classes=data.num_classes, in_channels=data.num_channels).train()
     weights = [p.clone() for p in net.parameters()]
-    metrics = evaluate(net, data.val_dataloader(), torch.device("cpu"), Metrics(data.num_classes))
-    assert metrics["loss"] > 0 and 0 <= metrics["acc"] <= 1 and not net.training
+    loader = data.val_dataloader()
+    metrics = evaluate(net, loader, torch.device("cpu"), Metrics(data.num_classes))
+    # The loss of an untrained network over C classes is near ln(C); accuracy is a share of the samples.
+    assert abs(metrics["loss"] - torch.log(torch.tensor(float(data.num_classes))).item()) < 1.0
+    assert metrics["acc"] * len(data.splits["val"]) == pytest.approx(round(metrics["acc"] * len(data.splits["val"])))
+    assert not net.training
     assert all(torch.equal(a, b) for a, b in zip(weights, net.parameters(), strict=True))
+    # --trainer.limit_val_batches 1: only the first batch counts
+    first = evaluate(net, loader, torch.device("cpu"), Metrics(data.num_classes), batches=1)
+    x, y = next(iter(loader))
+    assert first["acc"] == pytest.approx((net(x).argmax(1) == y).float().mean().item())
 
 
-def test_a_checkpoint_holds_what_the_next_step_needs_and_is_written_whole(tmp_path):
+def test_a_checkpoint_holds_what_the_next_step_needs_and_resumes_there(tmp_path):
     net = SmallCNN()
     optimizer, scheduler = build_optimizer(net.parameters(), lr=1e-3, weight_decay=0.0, scheduler="cosine", epochs=3)
-    state = checkpoint(net, optimizer, scheduler, Metrics(10, persistent=True), 1, 5, 12)
-    save_checkpoint(state, tmp_path / "ckpt" / "last.pt")
+    metrics = Metrics(10, persistent=True)
+    checkpoint = LoopCheckpoint(tmp_path / "ckpt", net, optimizer, scheduler, metrics, save_every=0, writer=True)
+    checkpoint.save("last.pt", Progress(epoch=1, batch=5, steps=12))
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["last.pt"]  # no temporary file left
     loaded = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert (loaded["next_epoch"], loaded["next_batch"], loaded["steps"]) == (1, 5, 12)
     assert loaded["net"].keys() == net.state_dict().keys() and "torch" in loaded["rng_state"]
 
+    other = SmallCNN()
+    opt2, sched2 = build_optimizer(other.parameters(), lr=1e-3, weight_decay=0.0, scheduler="cosine", epochs=3)
+    resumed = LoopCheckpoint(tmp_path / "x", other, opt2, sched2, Metrics(10, persistent=True), 0, False)
+    assert resumed.resume(loaded) == Progress(1, 5, 12)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values(), strict=True))
 
-def test_precision_flags(capsys):
+
+def test_only_the_writer_writes_and_best_needs_a_strictly_better_accuracy(tmp_path):
+    net = SmallCNN()
+    optimizer, scheduler = build_optimizer(net.parameters(), lr=1e-3, weight_decay=0.0, scheduler="none", epochs=1)
+    reader = LoopCheckpoint(tmp_path / "r", net, optimizer, scheduler, Metrics(10, persistent=True), 1, writer=False)
+    reader.end_epoch(Progress(), {"acc": 0.5})
+    assert not (tmp_path / "r").exists()
+    writer = LoopCheckpoint(tmp_path / "w", net, optimizer, scheduler, Metrics(10, persistent=True), 1, writer=True)
+    progress = Progress()
+    writer.end_epoch(progress, {"acc": 0.5})
+    writer.end_epoch(progress, {"acc": 0.5})  # not better: best.pt stays the first epoch's
+    assert progress == Progress(epoch=2, batch=0, steps=0)
+    assert torch.load(tmp_path / "w" / "best.pt", weights_only=True)["next_epoch"] == 1
+    assert torch.load(tmp_path / "w" / "last.pt", weights_only=True)["next_epoch"] == 2
+
+
+def test_precision_flags():
     assert autocast_dtype("32-true") is None and autocast_dtype("bf16-mixed") is torch.bfloat16
-    with pytest.raises(ConfigError, match="GradScaler"):
-        autocast_dtype("16-mixed")
+    if not torch.cuda.is_available():  # Lightning runs 16-mixed on a CPU as bf16-mixed
+        assert autocast_dtype("16-mixed") is torch.bfloat16
+    with pytest.raises(RefusedOption, match="--trainer.precision 64-true"):
+        autocast_dtype("64-true")
+
+
+def test_batch_limits_round_as_lightning():
+    assert limit_batches(None, 10) == 10 and limit_batches(3, 10) == 3 and limit_batches(30, 10) == 10
+    assert limit_batches(4.0, 10) == 4 and limit_batches(1, 10) == 1  # a whole float above 1 counts batches
+    assert limit_batches(0.25, 10) == 2 and limit_batches(1.0, 10) == 10 and limit_batches(0.0, 10) == 0
+    with pytest.raises(RefusedOption, match="0 of 10 batches"):
+        limit_batches(0.05, 10)

@@ -28,6 +28,7 @@ from .data import DataError, DataModule
 from .module import Classifier
 from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
 from .shared import NonFiniteLossError
+from .trainer_options import RefusedOption
 
 PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
 # configs/ sits at the project root, two levels above this package's src/ directory.
@@ -165,8 +166,10 @@ class ProjectCLI(LightningCLI):
         else:
             group = self.config.logger_group or self.config_id()
             logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, group)
-        if rank == 0 and self.rung != "lightning":  # the Trainer's SaveConfigCallback writes its own
+        if rank == 0 and self.rung != "lightning":  # the Trainer's SaveConfigCallback and loggers do their own
             self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
+            if logger is not None:
+                logger.log_hyperparams(self.config.as_dict())
         return run_dir, [logger] if logger is not None else []
 
     def fabric_arguments(self) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def one_line_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (ConfigError, DataError, CheckpointError, NonFiniteLossError) as error:
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, RefusedOption) as error:
         print(f"error: {rank_prefix()}{error}", file=sys.stderr)
         raise SystemExit(2) from None
     except RuntimeError as error:

@@ -9,6 +9,9 @@ from typing import Literal
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from .evaluation import compute_and_reset, prefixed
+from .shared import Metrics
+
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 DEFAULT_LOGGER = "{{ cookiecutter.logger }}"  # chosen when the project was baked; --logger switches
 
@@ -115,6 +118,21 @@ def wandb_should_go_offline() -> bool:
 def say(*args: object) -> None:
     """print, on rank 0 alone: the other processes of a DDP run stay quiet."""
     print(*args)
+
+
+def log_epoch(loggers: list[Logger], epoch: int, steps: int, train: Metrics, val: dict[str, float] | None) -> None:
+    """A hand-written loop's epoch row, at the step of the epoch's last batch (counted from 0), as the Trainer."""
+    row = {"epoch": epoch, **prefixed("train", compute_and_reset(train)), **prefixed("val", val)}
+    for logger in loggers:
+        logger.log_metrics(row, step=steps - 1)
+    say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
+
+
+def log_test(loggers: list[Logger], epochs: int, steps: int, test: dict[str, float]) -> None:
+    """The test row, at ``global_step`` with the epoch count, as Trainer.test logs it."""
+    for logger in loggers:
+        logger.log_metrics({"epoch": epochs, **prefixed("test", test)}, step=steps)
+    say(f"test accuracy: {test['acc']:.4f}")
 
 
 def close_loggers(loggers: list[Logger]) -> None:

@@ -1,0 +1,39 @@
+"""Validation and test for the hand-written loops, and the metrics rows they log."""
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .shared import Metrics, loss_fn
+
+
+@torch.no_grad()  # no graph, no gradients: evaluation only reads the weights
+def evaluate(
+    net: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    metrics: Metrics,
+    autocast: torch.dtype | None = None,
+    batches: int | None = None,
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``net`` over the first ``batches`` of ``loader`` (this rank's shard, synced)."""
+    net.eval()
+    for batch, (x, y) in enumerate(loader):
+        if batch == batches:
+            break  # --trainer.limit_val_batches, --trainer.limit_test_batches
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = net(x)
+            loss = loss_fn(logits, y)
+        metrics.update(loss, logits, y)
+    return compute_and_reset(metrics)
+
+
+def compute_and_reset(metrics: Metrics) -> dict[str, float]:
+    values = {name: value.item() for name, value in metrics.compute().items()}
+    metrics.reset()
+    return values
+
+
+def prefixed(stage: str, values: dict[str, float] | None) -> dict[str, float]:
+    return {f"{stage}/{name}": value for name, value in (values or {}).items()}
