@@ -60,6 +60,7 @@ CALLS = {
         (Fabric, "autocast", "fabric.autocast"),
         (_FabricModule, "forward", "_FabricModule.forward"),
         (Fabric, "backward", "fabric.backward"),
+        (Fabric, "clip_gradients", "fabric.clip_gradients"),
         (_FabricOptimizer, "step", "_FabricOptimizer.step"),
     ],
     "trainer": [(Classifier, name, f"LightningModule.{name}") for name in LIGHTNING_HOOKS],
@@ -194,6 +195,10 @@ def six_steps_traced(rung: str) -> Iterator[None]:
         stack.callback(post.remove)
         for owner, name, label in CALLS[rung]:
             stack.enter_context(patched(owner, name, wrapped(getattr(owner, name), label)))
+        # --trainer.gradient_clip_val: torch's clipping, called by Lightning, by Fabric and by the manual loop
+        for owner in (torch.nn.utils, train_manual):
+            for name in ("clip_grad_norm_", "clip_grad_value_"):
+                stack.enter_context(patched(owner, name, wrapped(getattr(owner, name), f"{name}: clip the gradients")))
         yield
 
 

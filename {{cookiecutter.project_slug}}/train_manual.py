@@ -24,7 +24,7 @@ from tqdm import tqdm
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, init_from_env, leave_process_group, local_rank, rank
-from {{ cookiecutter.package_name }}.evaluation import evaluate
+from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
 from {{ cookiecutter.package_name }}.runs import close_loggers, log_epoch, log_test, say
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
@@ -101,11 +101,8 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     results = {"net": net, "datamodule": data, "run_dir": run_dir, "test": None}
     if test:
         barrier()  # rank 0 has written best.pt
-        checkpoint.load_best()
-        data.setup("test")
-        loader = data.test_dataloader()
-        metrics = Metrics(data.num_classes).to(device)
-        results["test"] = evaluate(net, loader, device, metrics, options.autocast, options.test_batches(len(loader)))
+        checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
+        results["test"] = evaluate_test(net, data, device, options.autocast, options.test_limit)
         log_test(loggers, progress.epoch, progress.steps, results["test"])
     close_loggers(loggers)
     say(f"outputs: {run_dir}")

@@ -42,20 +42,33 @@ def ddp_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.slow
-def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
+def assert_every_rung_ends_bit_identical_on_two_processes(run_root, args: list[str]) -> None:
     for path in ("manual", "fabric", "lightning"):
         result = run_bounded(ddp_command(path, args), ddp_env())
         assert result.returncode == 0, result.stderr[-4000:]
         assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
-    [manual_dir] = tmp_path.glob("*-manual")  # one run directory for both ranks
+    [manual_dir] = run_root.glob("*-manual")  # one run directory for both ranks
     reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
     for path, last in (("fabric", "last.pt"), ("lightning", "last.ckpt")):
-        [run_dir] = tmp_path.glob(f"*-{path}")
+        [run_dir] = run_root.glob(f"*-{path}")
         final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
         assert final.keys() == reference.keys()
         assert all(torch.equal(final[k], reference[k]) for k in final), path
+
+
+@pytest.mark.slow
+def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
+    assert_every_rung_ends_bit_identical_on_two_processes(tmp_path, args)
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tmp_path, data_dir):
+    # Groups of 3 batches, the last group of each epoch short; only a group's last batch syncs gradients.
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
+    args += ["--trainer.accumulate_grad_batches", "3", "--trainer.gradient_clip_val", "0.5"]
+    assert_every_rung_ends_bit_identical_on_two_processes(tmp_path, args)
 
 
 @pytest.mark.slow

@@ -184,9 +184,9 @@ def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp
 
 def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys):
     with pytest.raises(SystemExit) as exit_info, one_line_errors():
-        train_manual.main([*quick_args, "--trainer.precision", "16-mixed"])
+        train_manual.main([*quick_args, "--trainer.precision", "64-true"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
-    assert exit_info.value.code == 2 and len(errors) == 1 and "bf16-mixed" in errors[0]
+    assert exit_info.value.code == 2 and len(errors) == 1 and "--trainer.precision 64-true" in errors[0]
 
 
 BAD_OPTIONS = {

@@ -8,6 +8,7 @@ import pytest
 import trace_steps
 
 ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "six_steps.md").read_text()
 
 
 def documented_trace() -> str:
@@ -47,3 +48,28 @@ def test_every_rung_takes_each_of_the_six_steps_once_per_batch_in_the_documented
             assert step_numbers(events, batch) == order, f"{rung}, batch {batch}"
         fresh.append(trace_steps.format_trace(rung, [event for event in events if event[0] == 0]))
     assert "\n".join(fresh) == documented, "docs/six_steps.md shows another trace: paste `python trace_steps.py`"
+
+
+def clipped_and_stepped(events: list[tuple[int, int, str]]) -> dict[int, tuple[bool, bool, bool]]:
+    """Per batch: whether it cleared the gradients, clipped them, and updated the weights."""
+    labels = {}
+    for index, _, label in events:
+        labels.setdefault(index, []).append(label)
+    clipped = {index: any("clip the gradients" in label for label in found) for index, found in labels.items()}
+    return {
+        index: ("2. optimizer.zero_grad()" in found, clipped[index], "6. update the weights" in found)
+        for index, found in labels.items()
+    }
+
+
+@pytest.mark.once
+def test_accumulation_and_clipping_fall_on_the_same_batches_on_every_rung(quick_args):
+    options = ["--trainer.accumulate_grad_batches", "2", "--trainer.gradient_clip_val", "1"]
+    args = [*quick_args, *options]
+    traces = {rung: clipped_and_stepped(trace_steps.trace(rung, args, 4)) for rung in trace_steps.ENTRIES}
+    # batch 0 opens a group (zero_grad), batch 1 closes it (clip, then step)
+    expected = {0: (True, False, False), 1: (False, True, True), 2: (True, False, False), 3: (False, True, True)}
+    assert traces == {rung: expected for rung in trace_steps.ENTRIES}
+    documented = re.search(r"trace_steps.py --trainer.accumulate_grad_batches 2.*?```text\n(.*?)\n```", DOC, re.DOTALL)
+    fresh = [trace_steps.format_trace(rung, trace_steps.trace(rung, args, 2)) for rung in ["manual", "trainer"]]
+    assert documented and documented.group(1) == "\n".join(fresh)

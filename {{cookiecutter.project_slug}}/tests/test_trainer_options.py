@@ -9,12 +9,14 @@ import torch
 import train_fabric
 import train_manual
 from compare import compare
-from conftest import QUICK
 from {{ cookiecutter.package_name }}.cli import one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.trainer_options import MIRRORED, OPTIONS, REFUSED, markdown_table, trainer_defaults
 
+from conftest import QUICK
+
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.once  # what a loop does with an option depends on no data set: one bake runs these
 
 
 def test_every_option_of_the_installed_trainer_is_classified():
@@ -40,14 +42,14 @@ MIRRORS = {
     "max_steps mid-epoch": ["--trainer.max_steps", "13"],
     "limits": ["--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "0.5"],
     "a share of the batches": ["--trainer.limit_train_batches", "0.5"],
-    "validation every 2 epochs": ["--trainer.check_val_every_n_epoch", "2"],
+    "validation every 2 epochs": ["--trainer.check_val_every_n_epoch", "2", "--trainer.max_epochs", "3"],
     "all at once": ["--trainer.accumulate_grad_batches", "2", "--trainer.gradient_clip_val", "0.1"]
     + ["--trainer.max_steps", "17", "--trainer.limit_train_batches", "9"],
 }
 
 
 def ladder_args(quick_args: list[str], data_dir: str) -> list[str]:
-    return [*quick_args, "--trainer.max_epochs", "3", "--data.batch_size", str(odd_batch_size(data_dir, 3))]
+    return [*quick_args, "--trainer.max_epochs", "2", "--data.batch_size", str(odd_batch_size(data_dir, 3))]
 
 
 @pytest.fixture(scope="module")

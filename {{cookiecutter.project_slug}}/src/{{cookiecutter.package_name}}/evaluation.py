@@ -5,6 +5,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .shared import Metrics, loss_fn
+from .trainer_options import limit_batches
 
 
 @torch.no_grad()  # no graph, no gradients: evaluation only reads the weights
@@ -37,3 +38,11 @@ def compute_and_reset(metrics: Metrics) -> dict[str, float]:
 
 def prefixed(stage: str, values: dict[str, float] | None) -> dict[str, float]:
     return {f"{stage}/{name}": value for name, value in (values or {}).items()}
+
+
+def evaluate_test(net: nn.Module, data, device: torch.device, autocast: torch.dtype | None, limit) -> dict[str, float]:
+    """``net`` on the DataModule's test split, as Trainer.test runs it (``limit``: --trainer.limit_test_batches)."""
+    data.setup("test")
+    loader = data.test_dataloader()
+    metrics = Metrics(data.num_classes).to(device)
+    return evaluate(net, loader, device, metrics, autocast, limit_batches(limit, len(loader)))

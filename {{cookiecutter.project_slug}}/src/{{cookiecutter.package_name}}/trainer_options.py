@@ -172,8 +172,9 @@ class LoopOptions:
         train, val = limit_batches(self.limits[0], train_length), limit_batches(self.limits[1], val_length)
         return replace(self, train_batches=train, val_batches=val)
 
-    def test_batches(self, length: int) -> int:
-        return limit_batches(self.limits[2], length)
+    @property
+    def test_limit(self) -> int | float | None:
+        return self.limits[2]
 
     def steps_after(self, batch: int) -> bool:
         """Whether the optimizer steps after ``batch``: the last of a group of N, or the epoch's last batch."""
