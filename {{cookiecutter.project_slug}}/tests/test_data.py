@@ -89,3 +89,12 @@ def test_loader_workers_start_from_a_server_and_give_the_main_processs_batches(d
     assert len(batches[0]) == len(batches[2]) > 1
     for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
         assert torch.equal(x0, x2) and torch.equal(y0, y2)
+
+
+def test_the_pixels_of_a_split_are_the_images_before_scaling(datamodule):
+    # export.py's input: uint8 at the training size; the DataModule's scaling turns it into the loader's images
+    pixels, labels = datamodule.pixels("val")
+    assert pixels.dtype == torch.uint8 and pixels.shape == (len(datamodule.splits["val"]), *datamodule.input_shape)
+    first = [datamodule.splits["val"][i] for i in range(4)]
+    assert torch.equal(datamodule.to_input(pixels[:4]), torch.stack([image for image, _ in first]))
+    assert labels[:4].tolist() == [int(label) for _, label in first]

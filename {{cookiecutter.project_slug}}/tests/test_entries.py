@@ -261,7 +261,7 @@ def test_compare_refuses_a_repeat_count_below_one(capsys):
     assert exit_info.value.code == 2 and "--repeats" in one_error_line(capsys)
 
 
-ENTRIES = ["train.py", "train_fabric.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py"]
+ENTRIES = ["train.py", "train_fabric.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py", "export.py"]
 OURS = (DataModule.__module__.partition(".")[0], "train", "train_fabric", "train_manual")
 # Each entry as `python ENTRY --help` would see it: the original sys.path, and nothing of the project imported.
 RUN_EACH = f"""

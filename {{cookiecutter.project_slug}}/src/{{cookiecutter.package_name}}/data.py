@@ -44,7 +44,8 @@ class TensorImages(Dataset):
         augment: v2.Transform | None = None,
         seed: int = 0,
     ) -> None:
-        self.images = transform(images)  # uint8 (N, C, H, W) -> float32 (N, C, size, size)
+        self.pixels = transform.transforms[0](images)  # uint8 (N, C, H, W) -> uint8 (N, C, size, size)
+        self.images = transform.transforms[1](self.pixels)  # -> float32 (N, C, size, size), normalised
         self.labels, self.augment, self.seed = labels, augment, seed
 
     def __len__(self) -> int:
@@ -72,6 +73,9 @@ class TensorImages(Dataset):
     def collate_fn(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return batch
 
+    def pixels_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pixels, self.labels
+
 
 class FileImages(Dataset):
     """Images read from disk one by one (an image folder), transformed as they are read."""
@@ -88,6 +92,11 @@ class FileImages(Dataset):
         if self.augment is not None:
             image = seeded(self.augment, image, self.seed, key)
         return image, label
+
+    def pixels_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        resize = self.transform.transforms[0]
+        pixels, labels = zip(*((resize(image), label) for image, label in self.files), strict=True)
+        return torch.stack(pixels), torch.tensor(labels)
 
 
 class EpochSeededSampler(DistributedSampler):
@@ -204,9 +213,13 @@ class DataModule(L.LightningDataModule):
         self.class_names = dataset.class_names(data_dir)  # read now: the network's size depends on it
         size = image_size or dataset.IMAGE_SIZE
         self.input_shape = (len(dataset.MEAN), size, size)  # (C, H, W)
-        # uint8 (C, H, W) or (N, C, H, W), or a PIL image -> float32, normalised
+        # uint8 (C, H, W) or (N, C, H, W), or a PIL image -> uint8 at size x size -> float32, normalised.
+        # An exported model (export.py) takes the first stage's output and does the second in its graph.
+        resize = v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToPureTensor()])
         to_input = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(dataset.MEAN, dataset.STD), v2.ToPureTensor()]
-        self.transform = v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), *to_input])
+        self.resize, self.to_input = resize, v2.Compose(to_input)
+        self.transform = v2.Compose([self.resize, self.to_input])
+        self.mean, self.std = dataset.MEAN, dataset.STD
         self.augment = dataset.augmentation(size)  # random, train only, per sample
         self.splits: dict[str, Dataset] = {}
 
@@ -251,6 +264,10 @@ class DataModule(L.LightningDataModule):
         if isinstance(part, tuple):
             return TensorImages(*part, self.transform, random, self.hparams.seed)
         return FileImages(part, self.transform, random, self.hparams.seed)
+
+    def pixels(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's images as uint8 (N, C, size, size), before scaling, and their labels: an export's input."""
+        return self.splits[split].pixels_and_labels()
 
     def predict_transform(self, image: Image.Image) -> torch.Tensor:
         """One picture, as predict.py reads it, to the network's input (C, H, W)."""

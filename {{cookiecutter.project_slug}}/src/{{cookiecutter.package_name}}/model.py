@@ -45,3 +45,23 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, H, W) -> features: (B, 2*width, 4, 4) -> logits: (B, num_classes)
         return self.classifier(self.features(x))
+
+
+class ImageClassifier(nn.Module):
+    """``net`` as it is deployed: uint8 images in, class probabilities out (export.py exports this).
+
+    The scaling to [0, 1] and the normalisation run inside, with the very operations of the DataModule's
+    transform, so a consumer of the exported graph needs nothing from this project but the input size.
+    """
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))  # (1, C, 1, 1)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # images: uint8 (N, C, H, W) at the training resolution -> probabilities: (N, num_classes)
+        x = images.to(torch.float32).mul(1.0 / 255)  # as torchvision's ToDtype(float32, scale=True)
+        x = x.sub(self.mean).div(self.std)  # as Normalize(mean, std)
+        return self.net(x).softmax(dim=-1)

@@ -1,0 +1,69 @@
+"""export.py: a checkpoint of every rung to ONNX and .pt2, checked in a fresh process against the eager model."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import export
+import train
+import train_fabric
+import train_manual
+from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
+from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.model import ImageClassifier, SmallCNN
+
+from bounded import ROOT
+from conftest import QUICK
+
+pytestmark = pytest.mark.once  # the export depends on the network, not on the data set
+BEST = {"manual": (train_manual, "best.pt"), "fabric": (train_fabric, "best.pt"), "lightning": (train, "best.ckpt")}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, data_dir) -> dict:
+    root = tmp_path_factory.mktemp("trained")
+    args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "1"]
+    return {rung: entry.main(args)["run_dir"] / "checkpoints" / name for rung, (entry, name) in BEST.items()}
+
+
+@pytest.mark.parametrize("rung", BEST)
+def test_every_rungs_checkpoint_exports_to_both_formats_that_compute_what_was_trained(checkpoints, tmp_path, rung):
+    figures = export.main(["--ckpt_path", str(checkpoints[rung]), "--output_dir", str(tmp_path)])
+    assert figures["pt2"]["passed"] and figures["pt2"]["max_abs_diff"] == 0.0  # bit for bit on the CPU
+    assert figures["onnx"]["passed"] and figures["onnx"]["argmax_equal"] == 1.0
+    assert figures["onnx"]["max_abs_diff"] < 1e-5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx", "model.pt2"]
+    # any batch size: the test split's, checked above, differs from the two examples the export traced
+    assert figures["onnx"]["shape"][0] > 2 and figures["pt2"]["shape"] == figures["onnx"]["shape"]
+
+
+def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight_fails_it(checkpoints, tmp_path):
+    export.main(["--ckpt_path", str(checkpoints["manual"]), "--output_dir", str(tmp_path), "--format", "onnx"])
+    data = DataModule()
+    data.setup("test")
+    images, _ = data.pixels("test")
+    net = SmallCNN(num_classes=data.num_classes, in_channels=data.num_channels)
+    load_weights(net, checkpoints["manual"])
+    model = ImageClassifier(net, data.mean, data.std).eval()
+    with torch.no_grad():
+        right = model(images).numpy()
+        net.classifier[-1].weight[0, 0] += 0.5  # one weight changed
+        wrong = model(images).numpy()
+    np.save(tmp_path / "images.npy", images.numpy())
+    no_torch = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+    no_torch += "runpy.run_path(sys.argv[0], run_name='__main__')"  # `import torch` raises ImportError there
+    for expected, code in ((right, 0), (wrong, 1)):
+        np.save(tmp_path / "expected.npy", expected)
+        files = [str(tmp_path / name) for name in ("model.onnx", "images.npy", "expected.npy")]
+        command = [sys.executable, "-c", no_torch, str(ROOT / "check_export.py"), *files]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, result.stderr[-2000:]
+        assert ('"passed": true' if code == 0 else '"passed": false') in result.stdout
+
+
+def test_a_checkpoint_of_another_shape_fails_in_one_line(checkpoints, tmp_path):
+    with pytest.raises(CheckpointError, match="another model shape"):
+        export.main(["--ckpt_path", str(checkpoints["manual"]), "--output_dir", str(tmp_path), "--model.net.width=8"])
