@@ -44,12 +44,12 @@ def python(project: Path, *args: str, capture: bool = True) -> subprocess.Comple
 
 
 def p1(project: Path, batch: int, repeats: int, extra: list[str]) -> dict:
-    """compare.py's own figures: both paths, same config, alternating order, pooled step times."""
+    """compare.py's own figures: every rung, same config, alternating order, pooled step times."""
     out = project / f"p1-{batch}.json"
     python(project, "compare.py", "--repeats", str(repeats), "--json", str(out), "--plot", "",
            *QUIET, "--data.batch_size", str(batch), "--run_root", "bench-runs", *extra)
     figures = json.loads(out.read_text())
-    assert figures["identical"], "the two paths no longer end with the same weights"
+    assert figures["identical"], "the rungs no longer end with the same weights"
     return figures
 
 
@@ -100,18 +100,18 @@ def main() -> None:
         for batch in own.batch_sizes:
             figures = p1(project, batch, own.repeats, extra)
             rows.append(("P1", batch, figures["overhead_ratio"], "<= 1.05", figures["overhead_ratio"] <= 1.05,
-                         f"lightning {figures['lightning_ms_per_step']:.3f} ms, manual "
+                         f"lightning {figures['trainer_ms_per_step']:.3f} ms, manual "
                          f"{figures['manual_ms_per_step']:.3f} ms, fixed cost "
-                         f"{figures['lightning_fixed_cost_us_per_step']:+.0f} µs/step"))
-            fabric = figures["paths"]["fabric"]  # the middle rung of the ladder, against the manual loop
+                         f"{figures['trainer_fixed_cost_us_per_step']:+.0f} µs/step"))
+            fabric = figures["rungs"]["fabric"]  # the middle rung of the ladder, against the manual loop
             rows.append(("F1", batch, fabric["ratio_to_manual"], "<= 1.03", fabric["ratio_to_manual"] <= 1.03,
                          f"fabric {fabric['ms_per_step']:.3f} ms, {fabric['step_up_us']:+.0f} µs/step above manual"))
-            bare, trainer = figures["paths"]["trainer_barebones"], figures["paths"]["trainer"]
+            bare, trainer = figures["rungs"]["trainer_barebones"], figures["rungs"]["trainer"]
             ratio = trainer["ratio_to_manual"] / bare["ratio_to_manual"]
             rows.append(("B1", batch, ratio, "<= 1.03", ratio <= 1.03,
                          f"trainer {trainer['ms_per_step']:.3f} ms, barebones {bare['ms_per_step']:.3f} ms, "
                          f"{trainer['step_up_us']:+.0f} µs/step"))
-            ladders[batch] = figures["paths"]
+            ladders[batch] = figures["rungs"]
         for batch in own.batch_sizes:
             figures = p2(project, batch, own.repeats, extra)
             rows.append(("P2", batch, figures["ratio"], ">= 0.95", figures["ratio"] >= 0.95,

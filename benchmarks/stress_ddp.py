@@ -7,7 +7,7 @@ every process dumped (faulthandler) and, with ``--native``, gdb's native stacks 
 ``--out``. ``--suite`` also runs the DDP test the way the template's own tests do, inside the baked
 suite (``pytest tests/test_distributed.py``), N times.
 
-    python benchmarks/stress_ddp.py --runs 50                          # every data set, both paths
+    python benchmarks/stress_ddp.py --runs 50                          # every data set, every rung
     python benchmarks/stress_ddp.py --runs 20 --datasets image_folder --epochs 20 --workers 4 --suite
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-PATHS = ("manual", "fabric", "lightning")
+PATHS = ("manual", "fabric", "trainer")
 
 
 def bake(dataset: str, out: Path) -> Path:

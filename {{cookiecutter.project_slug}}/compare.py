@@ -212,13 +212,13 @@ def compare(args: list[str], repeats: int = 1, rungs: list[str] | None = None) -
         "identical": all(rung["identical"] for rung in figures.values()),
         "same_epoch_metrics": all(rung["same_epoch_metrics"] is not False for rung in figures.values()),
         "max_abs_weight_diff": max(rung["max_abs_weight_diff"] for rung in figures.values()),
-        "paths": figures,
+        "rungs": figures,
         # The two ends of the ladder, as before the middle rungs: the Trainer against the manual loop
-        "lightning_ms_per_step": ms[top],
+        "trainer_ms_per_step": ms[top],
         "manual_ms_per_step": ms["manual"],
         "overhead_ratio": figures[top]["ratio_to_manual"],
         "pair_ratios": figures[top]["ratios"],
-        "lightning_fixed_cost_us_per_step": 1000 * (ms[top] - ms["manual"]),
+        "trainer_fixed_cost_us_per_step": 1000 * (ms[top] - ms["manual"]),
         "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
         "repeats": repeats,
         "history": {rung: rows for rung, rows in history.items() if rung not in TIMING_ONLY},
@@ -243,7 +243,7 @@ def format_report(figures: dict) -> str:
         f"after {WARMUP_EPOCHS} warm-up epoch):",
         f"{'rung':<17} {'ms/step':>8} {'step up':>10} {'x manual':>9}  weights = manual's  metrics = manual's",
     ]
-    for name, rung in figures["paths"].items():
+    for name, rung in figures["rungs"].items():
         step_up = "" if rung["step_up_us"] is None else f"{rung['step_up_us']:+.0f} µs"
         metrics = "(logs none)" if rung["same_epoch_metrics"] is None else rung["same_epoch_metrics"]
         lines.append(
@@ -254,7 +254,7 @@ def format_report(figures: dict) -> str:
         "",
         f"weights identical on every rung: {figures['identical']}   max |Δw|: {figures['max_abs_weight_diff']:.3g}",
         "start-up to first batch (after imports): "
-        + ", ".join(f"{name} {rung['startup_s']:.2f} s" for name, rung in figures["paths"].items()),
+        + ", ".join(f"{name} {rung['startup_s']:.2f} s" for name, rung in figures["rungs"].items()),
     ]
     return "\n".join(lines)
 
@@ -271,9 +271,9 @@ def plot(figures: dict, path: Path) -> None:
             losses.plot([r[key] for r in rows], style, marker=marker, label=f"{name} {key}", alpha=0.8)
     losses.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"weights identical: {figures['identical']}")
     losses.legend(fontsize=8)
-    names = list(figures["paths"])
+    names = list(figures["rungs"])
     times.bar(
-        names, [figures["paths"][name]["ms_per_step"] for name in names], color=[f"C{i}" for i in range(len(names))]
+        names, [figures["rungs"][name]["ms_per_step"] for name in names], color=[f"C{i}" for i in range(len(names))]
     )
     times.set(ylabel="ms per step (median)", title="the price of each rung")
     times.tick_params(axis="x", labelrotation=20)

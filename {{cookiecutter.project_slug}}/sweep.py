@@ -2,7 +2,7 @@
 
     python sweep.py                                       # configs/sweep.yaml, 20 trials of the Trainer
     python sweep.py --n_trials 40                         # the same command again tops the study up to 40
-    python sweep.py --path manual --n_workers 2           # the hand-written loop, two workers at once
+    python sweep.py --rung manual --n_workers 2           # the hand-written loop, two workers at once
     python sweep.py --trainer.max_epochs 5                # any option of train.py, for every trial
     python sweep.py --storage postgresql://me@host/optuna # workers on several machines share one study
     optuna-dashboard sqlite:///runs/sweeps.db             # watch it (pip install optuna-dashboard)
@@ -46,7 +46,7 @@ import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, check_network_arguments, one_line_errors
 from {{ cookiecutter.package_name }}.runs import MemoryLogger, close_loggers
 
-PATHS = {"lightning": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
+RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
 DISTRIBUTIONS = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's, the plots'
@@ -147,14 +147,14 @@ class TrialCLI(ProjectCLI):
         return run_dir, [*loggers, self.reporter]
 
 
-def objective(trial: Trial, space: dict[str, BaseDistribution], args: list[str], path: str, metric: str) -> float:
+def objective(trial: Trial, space: dict[str, BaseDistribution], args: list[str], rung: str, metric: str) -> float:
     """Train one trial: the common options, then the trial's values as flags; the metric's last value."""
     values = {option: suggest(trial, option, distribution) for option, distribution in space.items()}
     flags = [f"--{option}={flag_value(value)}" for option, value in values.items()]
     reporter = TrialReporter(trial, metric)
     finished = False
     try:
-        PATHS[path]([*args, *flags], cli_class=partial(TrialCLI, reporter), test=False)
+        RUNGS[rung]([*args, *flags], cli_class=partial(TrialCLI, reporter), test=False)
         finished = True
     except optuna.TrialPruned:
         raise
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         "--storage", help="a database URL, or a .log journal file (default: sqlite:///<run_root>/sweeps.db)"
     )
     parser.add_argument("--study_name", help="the study (default: the name of the --sweep file)")
-    parser.add_argument("--path", choices=list(PATHS), default="lightning", help="the rung that trains each trial")
+    parser.add_argument("--rung", choices=list(RUNGS), default="trainer", help="the rung that trains each trial")
     parser.add_argument(
         "--metric", choices=list(METRICS), default="val/acc", help="the objective: its last epoch's value"
     )
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     if own.n_workers > 1:
         run_workers(argv, own.n_workers)
     else:
-        trial_objective = partial(objective, space=space, args=trial_args, path=own.path, metric=own.metric)
+        trial_objective = partial(objective, space=space, args=trial_args, rung=own.rung, metric=own.metric)
         work(study, trial_objective, own.n_trials, lock)
     if not own.worker:
         report(study, study_dir, own.metric)

@@ -21,11 +21,11 @@ from {{ cookiecutter.package_name }}.runs import close_loggers, say
 
 
 def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
-    cli = cli_class(rung="lightning", args=args)
+    cli = cli_class(rung="trainer", args=args)
     trainer = cli.trainer
     trusted, ckpt_path = cli.config.trust_checkpoint, None
     if cli.config.ckpt_path:  # a missing, corrupt or unsafe file fails here, in one line
-        ckpt_path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "lightning")
+        ckpt_path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "trainer")
         read_checkpoint(ckpt_path, trusted)
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=not trusted)
     results = {"net": cli.model.net, "datamodule": cli.datamodule, "run_dir": cli.run_dir, "test": None}

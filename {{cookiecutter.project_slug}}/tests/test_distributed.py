@@ -24,11 +24,11 @@ DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_
 DDP_ARGS += ["--dist_timeout", "120", "--data.worker_timeout", "60"]
 
 
-ENTRY = {"lightning": "train.py", "fabric": "train_fabric.py"}
+ENTRY = {"trainer": "train.py", "fabric": "train_fabric.py"}
 
 
 def ddp_command(path: str, args: list[str]) -> list[str]:
-    """The command that trains ``path`` ("lightning", "fabric" or "manual") on 2 processes on the fake data."""
+    """The command that trains ``path`` ("trainer", "fabric" or "manual") on 2 processes on the fake data."""
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     if path in ENTRY:  # Lightning's Trainer and Fabric launch their processes themselves
         return [sys.executable, "tests/fake_data.py", ENTRY[path], *args, *ddp]
@@ -43,13 +43,13 @@ def ddp_env() -> dict[str, str]:
 
 
 def assert_every_rung_ends_bit_identical_on_two_processes(run_root, args: list[str]) -> None:
-    for path in ("manual", "fabric", "lightning"):
+    for path in ("manual", "fabric", "trainer"):
         result = run_bounded(ddp_command(path, args), ddp_env())
         assert result.returncode == 0, result.stderr[-4000:]
         assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
     [manual_dir] = run_root.glob("*-manual")  # one run directory for both ranks
     reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
-    for path, last in (("fabric", "last.pt"), ("lightning", "last.ckpt")):
+    for path, last in (("fabric", "last.pt"), ("trainer", "last.ckpt")):
         [run_dir] = run_root.glob(f"*-{path}")
         final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
         assert final.keys() == reference.keys()
@@ -73,7 +73,7 @@ def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tm
 
 @pytest.mark.slow
 @pytest.mark.once
-@pytest.mark.parametrize("path", ["manual", "fabric", "lightning"])
+@pytest.mark.parametrize("path", ["manual", "fabric", "trainer"])
 def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
     # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]

@@ -14,7 +14,7 @@ FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--ma
 FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node", "--gres", "--optimizer"}
 FOREIGN |= {"--lr_scheduler", "--help"}
 OWN_OPTIONS = {"--json", "--plot", "--check", "--repeats", "--rungs", "--batches", "--output"}
-OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--path", "--metric", "--direction"}
+OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--rung", "--metric", "--direction"}
 OWN_OPTIONS |= {"--n_workers", "--heartbeat"}  # compare's, trace_steps', predict's and sweep's own
 
 
@@ -63,3 +63,25 @@ def test_every_option_the_docs_show_is_an_option(capsys):
     shown = {(doc.name, flag) for doc in DOCS for flag in re.findall(r"(?<![\w-])--[a-z_][\w.-]*\w", doc.read_text())}
     unknown = sorted((doc, flag) for doc, flag in shown if flag not in options | FOREIGN | OWN_OPTIONS)
     assert len(shown) >= 20 and not unknown, f"the docs show options that no entry has: {unknown}"
+
+
+# One name per concept: the Trainer's rung is "trainer", a way of training is a "rung", never a "path".
+RETIRED = {
+    r'rung="lightning"|"lightning": |-lightning\b': "the Trainer's rung is named trainer",
+    r"--path\b|\bpaths\[|\"paths\"|lightning_ms_per_step": "a way of training is a rung: --rung, rungs",
+    r"\b(both|either|two|each|every) paths?\b": "the rungs are rungs, not paths",
+}
+
+
+def test_no_retired_name_comes_back():
+    files = [p for p in ROOT.rglob("*") if p.suffix in {".py", ".md", ".yaml", ".toml", ".sbatch"} and p.is_file()]
+    files = [p for p in files if not {".venv", "runs", ".git"} & set(p.relative_to(ROOT).parts)]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {why}"
+        for path in files
+        if path.name != "test_docs.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for pattern, why in RETIRED.items()
+        if re.search(pattern, line)
+    ]
+    assert len(files) >= 30 and not found, found

@@ -66,24 +66,24 @@ def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     assert (results["run_dir"] / "config.yaml").is_file()
 
 
-RUNG_ENTRIES = {"lightning": train, "fabric": train_fabric, "manual": train_manual}
+RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
 
 
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
-    """One short run of each path, for the tests that read checkpoints."""
+    """One short run of each rung, for the tests that read checkpoints."""
     root = tmp_path_factory.mktemp("trained")
     args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "2"]
     return {rung: entry.main(args)["run_dir"] for rung, entry in RUNG_ENTRIES.items()}
 
 
-@pytest.mark.parametrize(("path", "name"), [("lightning", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
+@pytest.mark.parametrize(("path", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
 def test_evaluate_reads_either_paths_checkpoint(trained_runs, path, name):
     metrics = evaluate.main(["--ckpt_path", str(trained_runs[path] / "checkpoints" / name)])
     assert 0 <= metrics["acc"] <= 1 and metrics["loss"] > 0
 
 
-@pytest.mark.parametrize(("path", "name"), [("lightning", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
+@pytest.mark.parametrize(("path", "name"), [("trainer", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
 def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, path, name):
     images = write_images(tmp_path / "images", data_dir)
     out = tmp_path / "predictions.csv"
@@ -137,7 +137,7 @@ def test_compare_check_and_json(quick_args, tmp_path):
     code = compare.main([*own, *quick_args, "--trainer.max_epochs", "2"])
     figures = json.loads(out.read_text())
     assert code == 0 and figures["identical"] is True and (tmp_path / "c.png").stat().st_size > 0
-    for key in ("epochs", "max_abs_weight_diff", "lightning_ms_per_step", "manual_ms_per_step", "overhead_ratio"):
+    for key in ("epochs", "max_abs_weight_diff", "trainer_ms_per_step", "manual_ms_per_step", "overhead_ratio"):
         assert key in figures
 
 

@@ -19,7 +19,7 @@ from bounded import ROOT
 from conftest import QUICK
 
 pytestmark = pytest.mark.once  # the export depends on the network, not on the data set
-BEST = {"manual": (train_manual, "best.pt"), "fabric": (train_fabric, "best.pt"), "lightning": (train, "best.ckpt")}
+BEST = {"manual": (train_manual, "best.pt"), "fabric": (train_fabric, "best.pt"), "trainer": (train, "best.ckpt")}
 
 
 @pytest.fixture(scope="module")

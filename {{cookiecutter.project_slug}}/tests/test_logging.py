@@ -19,7 +19,7 @@ import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
-RUNGS = {"manual": train_manual, "fabric": train_fabric, "lightning": train}
+RUNGS = {"manual": train_manual, "fabric": train_fabric, "trainer": train}
 Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
 
 
@@ -99,9 +99,9 @@ def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
             assert {p.name for p in run_dir.iterdir()} <= {"config.yaml", "checkpoints"}, sorted(run_dir.rglob("*"))
         return
     logged = {name: READERS[DEFAULT_LOGGER](run_dir) for name, run_dir in run_dirs.items()}
-    lightning = logged["lightning"]
-    steps = [step for step, _ in lightning["train/loss"]]
-    assert len(steps) == 2 and [step for step, _ in lightning["test/acc"]] == [steps[-1] + 1], lightning
-    assert set(lightning) >= {f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc")}
+    trainer = logged["trainer"]
+    steps = [step for step, _ in trainer["train/loss"]]
+    assert len(steps) == 2 and [step for step, _ in trainer["test/acc"]] == [steps[-1] + 1], trainer
+    assert set(trainer) >= {f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc")}
     for name in ("manual", "fabric"):
-        assert logged[name] == lightning, f"{name} logs other steps or values than the Trainer"
+        assert logged[name] == trainer, f"{name} logs other steps or values than the Trainer"

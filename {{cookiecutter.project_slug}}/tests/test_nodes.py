@@ -21,7 +21,7 @@ from bounded import ROOT, run_bounded, signal_tree, start, wait_all
 from conftest import QUICK
 
 ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0", "--dist_timeout", "60"]
-ENTRIES = {"manual": "train_manual.py", "fabric": "train_fabric.py", "lightning": "train.py"}
+ENTRIES = {"manual": "train_manual.py", "fabric": "train_fabric.py", "trainer": "train.py"}
 TWO_NODES = ["--trainer.accelerator", "cpu", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
 TWO_NODES += ["--trainer.strategy", "ddp"]  # the manual loop ignores them: torchrun or srun tell it
 

@@ -29,8 +29,8 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     assert figures["identical"], f"max |dweight| = {figures['max_abs_weight_diff']}"
     assert figures["max_abs_weight_diff"] == 0.0
     manual = figures["history"]["manual"]
-    assert list(figures["paths"]) == ["manual", "fabric", "trainer_barebones", "trainer"]
-    for rung, rung_figures in figures["paths"].items():
+    assert list(figures["rungs"]) == ["manual", "fabric", "trainer_barebones", "trainer"]
+    for rung, rung_figures in figures["rungs"].items():
         assert rung_figures["identical"], rung
     for rung, rows in figures["history"].items():
         assert rows == manual, rung  # train loss, val loss, val acc, every epoch (barebones logs none)

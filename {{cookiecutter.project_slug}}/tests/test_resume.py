@@ -21,7 +21,7 @@ from conftest import QUICK
 
 # The manual loop also saves every 5 steps, so most of its checkpoints fall mid-epoch.
 ENTRIES = {
-    "lightning": (train, "train.py", "last.ckpt", []),
+    "trainer": (train, "train.py", "last.ckpt", []),
     "manual": (train_manual, "train_manual.py", "last.pt", ["--save_every_n_steps", "5"]),
     "fabric": (train_fabric, "train_fabric.py", "last.pt", ["--save_every_n_steps", "5"]),
 }
@@ -29,7 +29,7 @@ EPOCHS = 4
 
 
 def steps_saved(checkpoint: Path) -> int:
-    """Optimizer steps done when the checkpoint was written (in either path's format)."""
+    """Optimizer steps done when the checkpoint was written (in any rung's format)."""
     state = torch.load(checkpoint, weights_only=True)
     return state["steps"] if "steps" in state else state["global_step"]
 
@@ -45,7 +45,7 @@ def assert_identical(resumed: dict[str, torch.Tensor], reference: dict[str, torc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["lightning", "fabric", "manual"])
+@pytest.mark.parametrize("path", ["trainer", "fabric", "manual"])
 def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data_dir, path):
     module, script, last, own = ENTRIES[path]
     args = [*QUICK, *own, "--data.data_dir", data_dir, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", "16"]

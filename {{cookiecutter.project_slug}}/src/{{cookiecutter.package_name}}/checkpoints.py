@@ -43,7 +43,7 @@ def find_checkpoint(ckpt_path: str, run_root: str | Path, rung: str) -> Path:
     """``last`` means the newest last checkpoint of this rung's runs under run_root; anything else is a file."""
     if ckpt_path != "last":
         return Path(ckpt_path)
-    suffix = ".ckpt" if rung == "lightning" else ".pt"
+    suffix = ".ckpt" if rung == "trainer" else ".pt"
     found = sorted(Path(run_root).glob(f"*-{rung}*/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise CheckpointError(f"--ckpt_path last: no {rung} run with checkpoints/last{suffix} under {run_root}")
@@ -82,7 +82,7 @@ def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 
 def load_weights(net: nn.Module, path: str | Path, trusted: bool = False) -> None:
-    """Load the network weights of a checkpoint from either path into ``net``."""
+    """Load the network weights of a checkpoint from any rung into ``net``."""
     try:
         net.load_state_dict(network_weights(read_checkpoint(path, trusted)))
     except RuntimeError as error:

@@ -66,13 +66,13 @@ class OneLineErrorParser(LightningArgumentParser):
 class ProjectCLI(LightningCLI):
     """Parses the config and the flags, seeds, and builds the DataModule and the model.
 
-    ``rung`` names the way of training this parse is for: ``"lightning"`` also builds the Trainer, with
+    ``rung`` names the way of training this parse is for: ``"trainer"`` also builds the Trainer, with
     a fresh run directory and the run's logger; ``"manual"`` and ``"fabric"`` stop before the Trainer,
     and their loops ask for their run directory with ``start_run``. ``None`` (evaluate.py, predict.py) trains nothing;
     given a checkpoint inside a run directory, it reads that run's config.yaml first.
     """
 
-    def __init__(self, rung: str | None = "lightning", args: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, rung: str | None = "trainer", args: list[str] | None = None, **kwargs: Any) -> None:
         self.rung, self.run_dir, self.loggers = rung, None, []
         defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.exists() else []
         if rung is None:
@@ -127,8 +127,8 @@ class ProjectCLI(LightningCLI):
         check_network_arguments(self.config.model.net.init_args)
 
     def instantiate_trainer(self, **kwargs: Any):
-        """The Trainer, for ``rung="lightning"`` only: with its run directory, logger and checkpoints."""
-        if self.rung != "lightning":
+        """The Trainer, for ``rung="trainer"`` only: with its run directory, logger and checkpoints."""
+        if self.rung != "trainer":
             return None
         self.run_dir, self.loggers = self.start_run()
         ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None  # rank 0's is sent to the others
@@ -166,7 +166,7 @@ class ProjectCLI(LightningCLI):
         else:
             group = self.config.logger_group or self.config_id()
             logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, group)
-        if rank == 0 and self.rung != "lightning":  # the Trainer's SaveConfigCallback and loggers do their own
+        if rank == 0 and self.rung != "trainer":  # the Trainer's SaveConfigCallback and loggers do their own
             self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
             if logger is not None:
                 logger.log_hyperparams(self.config.as_dict())

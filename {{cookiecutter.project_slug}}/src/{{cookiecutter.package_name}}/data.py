@@ -164,7 +164,7 @@ def worker_context() -> multiprocessing.context.BaseContext:
 def seeded(transform: v2.Transform, image, seed: int, key: int | tuple[int, int]):
     """Apply a random transform with the RNG seeded by (seed, epoch, index) for this one sample.
 
-    Augmentation is then a function of the sample and the epoch alone: the same in both paths, in any
+    Augmentation is then a function of the sample and the epoch alone: the same on every rung, in any
     worker, and after a resume, whenever the loader happens to start its workers.
     """
     index, epoch = key if isinstance(key, tuple) else (key, 0)
@@ -236,7 +236,7 @@ class DataModule(L.LightningDataModule):
         dataset.prepare(self.hparams.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:  # every path and every stage share one split
+        if self.splits:  # every rung and every stage share one split
             return
         hp = self.hparams
         sets = dataset.load(hp.data_dir)

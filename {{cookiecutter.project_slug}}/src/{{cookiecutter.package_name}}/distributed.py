@@ -36,7 +36,7 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
     if dist.is_initialized():
         # Every rank restarts its random state from the run's seed once the group is up, as Lightning's
-        # DDP setup does (reset_seed): dropout then draws the same masks in both paths.
+        # DDP setup does (reset_seed): dropout then draws the same masks on every rung.
         reset_seed()
     return device
 

@@ -30,7 +30,7 @@ class Classifier(L.LightningModule):
         lr: AdamW's learning rate.
         weight_decay: AdamW's decoupled weight decay.
         scheduler: the per-epoch LR schedule: ``cosine``, ``step`` or ``none``.
-        compile: compile ``net`` with ``torch.compile`` (in place, so both paths train it compiled and
+        compile: compile ``net`` with ``torch.compile`` (in place, so every rung train it compiled and
             its checkpoints keep their keys). The first steps are slower while it compiles.
     """
 

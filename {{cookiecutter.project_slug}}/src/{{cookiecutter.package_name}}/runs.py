@@ -73,7 +73,7 @@ class MemoryLogger(Logger):
 def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:
     """The experiment logger of one run.
 
-    wandb shows ``rung`` ("lightning", "manual") as the job type and ``group`` as the group: runs of
+    wandb shows ``rung`` ("trainer", "fabric", "manual") as the job type and ``group`` as the group: runs of
     one config share a group, so the rungs sit side by side.
     """
     if name == "none":
