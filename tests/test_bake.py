@@ -17,7 +17,7 @@ PACKAGE = "src/digits_classifier"
 COMMON = {
     ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
     "pyproject.toml", "configs/default.yaml", "train.py", "train_fabric.py", "train_manual.py", "compare.py", "trace_steps.py", "sweep.py", "configs/sweep.yaml", "scripts/slurm.sbatch",
-    "evaluate.py", "export.py", "check_export.py",
+    "evaluate.py", "export.py", "check_export.py", "serve.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "shared", "evaluation", "cli", "runs",
                                           "checkpoints", "distributed", "trainer_options",
@@ -25,7 +25,7 @@ COMMON = {
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
                                       "test_distributed", "test_docs", "test_logging", "test_trace", "test_sweep", "test_nodes",
-                                      "test_trainer_options", "test_export")),
+                                      "test_trainer_options", "test_export", "test_serve")),
 }
 
 

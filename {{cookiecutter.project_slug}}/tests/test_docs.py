@@ -15,7 +15,8 @@ FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node",
 FOREIGN |= {"--lr_scheduler", "--help"}
 OWN_OPTIONS = {"--json", "--plot", "--check", "--repeats", "--rungs", "--batches", "--output"}
 OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--rung", "--metric", "--direction"}
-OWN_OPTIONS |= {"--n_workers", "--heartbeat"}  # compare's, trace_steps', predict's and sweep's own
+OWN_OPTIONS |= {"--n_workers", "--heartbeat", "--output_dir", "--format", "--port", "--host", "--workers"}
+OWN_OPTIONS |= {"--max_batch_size", "--batch_timeout"}  # compare's, trace_steps', predict's, sweep's, export's, serve's
 
 
 def tables(text: str) -> list[list[list[str]]]:

@@ -1,0 +1,167 @@
+"""Serve a checkpoint of any rung over HTTP, on LitServe: POST an image, get its class and the probabilities.
+
+    python serve.py --ckpt_path runs/<run>/checkpoints/best.pt          # http://127.0.0.1:8000
+    curl -F "file=@digit.png" localhost:8000/predict                   # an upload
+    curl -H "Content-Type: application/json" -d "{\"image\": \"$(base64 -w0 digit.png)\"}" localhost:8000/predict
+    curl localhost:8000/health
+
+The image is brought to the training resolution and channels with the DataModule's own transform, as
+predict.py does, and the answer is {"class", "index", "probabilities"}. Requests are batched dynamically
+(--max_batch_size, --batch_timeout). Input that is not an image gets a 4xx and a one-line reason, and the
+server goes on serving. SIGTERM stops every process of the server.
+"""
+
+import argparse
+import base64
+import binascii
+import io
+import json
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
+
+import litserve as ls
+import torch
+from fastapi import HTTPException
+from PIL import Image, UnidentifiedImageError
+from starlette.responses import JSONResponse
+
+from {{ cookiecutter.package_name }}.checkpoints import load_weights, read_checkpoint
+from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.model import ImageClassifier
+
+MAX_PIXELS = 4096 * 4096  # refused before decoding: PIL only warns up to twice its own limit of 89M pixels
+USAGE = 'send a form upload (curl -F "file=@digit.png") or JSON {"image": "<base64 of a PNG or JPEG>"}'
+
+
+def image_bytes(request) -> bytes:
+    """The encoded image of a request: JSON's base64 "image", or the form's "file" upload."""
+    if isinstance(request, dict) and "image" in request:  # JSON
+        try:
+            return base64.b64decode(request["image"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise HTTPException(400, '"image" is not base64: ' + USAGE) from None
+    upload = request.get("file") if hasattr(request, "getlist") else None  # a form (starlette's FormData)
+    if not hasattr(upload, "read"):
+        raise HTTPException(400, "no image in the request: " + USAGE)
+    return upload.file.read()
+
+
+def open_image(data: bytes) -> Image.Image:
+    """A decoded image, or a 4xx that says why not."""
+    if not data:
+        raise HTTPException(400, "the image is empty")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS:
+            raise HTTPException(413, f"the image is {image.width}x{image.height}: at most {MAX_PIXELS} pixels")
+        image.load()  # a truncated file fails here, not when it is opened
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"the image has more than {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise HTTPException(400, f"not a readable image ({error.__class__.__name__})") from None
+    return image
+
+
+class ImageAPI(ls.LitAPI):
+    """The network of a checkpoint, behind POST /predict."""
+
+    def __init__(self, ckpt_path: str, options: list[str], max_batch_size: int, batch_timeout: float) -> None:
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.ckpt_path, self.options = ckpt_path, options
+
+    def setup(self, device: str) -> None:
+        cli = ProjectCLI(rung=None, args=[*self.options, "--ckpt_path", self.ckpt_path])
+        load_weights(cli.model.net, self.ckpt_path, cli.config.trust_checkpoint)
+        data = cli.datamodule
+        self.model = ImageClassifier(cli.model.net, data.mean, data.std).eval().to(device)
+        self.device, self.resize, self.classes = device, data.resize, data.class_names
+        self.mode = "L" if data.num_channels == 1 else "RGB"
+
+    def decode_request(self, request) -> torch.Tensor:
+        return self.resize(open_image(image_bytes(request)).convert(self.mode))  # uint8 (C, size, size)
+
+    def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(inputs)  # (N, C, size, size)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        batched = x.dim() == 4  # with --max_batch_size 1 LitServe passes one image
+        probabilities = self.model((x if batched else x.unsqueeze(0)).to(self.device)).cpu()
+        return probabilities if batched else probabilities[0]
+
+    def unbatch(self, output: torch.Tensor) -> list[torch.Tensor]:
+        return list(output)
+
+    def encode_response(self, probabilities: torch.Tensor) -> dict:
+        index = int(probabilities.argmax())
+        return {"class": self.classes[index], "index": index, "probabilities": probabilities.tolist()}
+
+
+class RefuseUnreadableBodies:
+    """A body that is neither a form nor JSON gets a 4xx here; LitServe would answer it with a 500."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1").lower()
+        if scope["type"] != "http" or scope["method"] != "POST" or kind.startswith("multipart/form-data"):
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        refusal = None
+        if not body:
+            refusal = (400, "the request has no body: " + USAGE)
+        else:
+            try:
+                json.loads(body)
+            except ValueError:
+                refusal = (400 if "json" in kind else 415, "the body is not JSON: " + USAGE)
+        if refusal:
+            return await JSONResponse({"detail": refusal[1]}, status_code=refusal[0])(scope, receive, send)
+        replayed = False
+
+        async def replay():  # the body once more, for LitServe; then the client's own messages
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def stop(signum, frame) -> None:
+    """SIGTERM, as from a container runtime: LitServe's own shutdown stops its workers on KeyboardInterrupt."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint of any rung: .ckpt (Trainer) or .pt")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    parser.add_argument("--workers", type=int, default=1, help="inference processes per device")
+    parser.add_argument("--max_batch_size", type=int, default=8, help="requests batched together (1: none)")
+    parser.add_argument("--batch_timeout", type=float, default=0.005, help="seconds a batch waits to fill")
+    own, rest = parser.parse_known_args(argv)
+    read_checkpoint(own.ckpt_path)  # a missing or corrupt file fails here, in one line, before any worker starts
+    api = ImageAPI(own.ckpt_path, rest, own.max_batch_size, own.batch_timeout)
+    accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    server = ls.LitServer(
+        api, accelerator=accelerator, workers_per_device=own.workers, middlewares=[RefuseUnreadableBodies]
+    )
+    server.uvicorn_graceful_timeout = 3  # of LitServe's 30 s: the 10 s a container runtime waits after SIGTERM
+    signal.signal(signal.SIGTERM, stop)
+    server.run(host=own.host, port=own.port, generate_client_file=False, num_api_servers=1)
+
+
+if __name__ == "__main__":
+    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the options reach the CLI through main, not sys.argv
+    with one_line_errors():
+        main(argv)
