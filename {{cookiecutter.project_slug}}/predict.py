@@ -1,26 +1,36 @@
-"""Predict the class of each image with a checkpoint from any way of training, and write a CSV.
+"""Predict the class of each image with a model from any rung, or its export, and write a CSV.
 
     python predict.py --ckpt_path runs/<run>/checkpoints/best.ckpt photo.png more/ --output predictions.csv
+    python predict.py --ckpt_path runs/<run>/exported/model.onnx photo.png          # or model.pt2
 
-Inputs are image files or folders (searched recursively). The run's config.yaml, beside checkpoints/,
-sets the model and the data; pass other options as --key=value.
+--ckpt_path takes a checkpoint (.ckpt, .pt: the run's config.yaml beside checkpoints/ rebuilds the
+network; pass other options as --key=value) or an export (.onnx, .pt2: model.json beside it gives the
+classes and the input). Inputs are image files or folders (searched recursively), of any size and mode:
+each is brought to the training channels and resolution as the evaluation images are. A file that is not
+a readable image is named in one line on stderr, and the others are still predicted.
 """
 
 import argparse
 import csv
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from {{ cookiecutter.package_name }}.checkpoints import load_weights
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.data import DataError
+from {{ cookiecutter.package_name }}.data import DataError, picture_to_pixels, resize_transform
+from {{ cookiecutter.package_name }}.model import ImageClassifier
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# A model: uint8 images (N, C, H, W) -> probabilities (N, num_classes); and what a picture becomes for it.
+Model = tuple[Callable[[np.ndarray], np.ndarray], Callable[[Image.Image], torch.Tensor], list[str]]
 
 
 def image_files(inputs: list[str]) -> list[Path]:
@@ -37,23 +47,47 @@ def image_files(inputs: list[str]) -> list[Path]:
     return files
 
 
+def load_model(path: str, options: list[str]) -> Model:
+    """The model at ``path``: a checkpoint of any rung, or an export of one (model.json beside it)."""
+    if path.endswith((".onnx", ".pt2")):
+        meta = json.loads((Path(path).parent / "model.json").read_text())
+        channels, size = meta["input"]["shape"][1:3]
+        resize = resize_transform(size)
+        if path.endswith(".onnx"):
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            run = lambda images: session.run(None, {session.get_inputs()[0].name: images})[0]  # noqa: E731
+        else:
+            program = torch.export.load(path).module()
+            run = lambda images: program(torch.from_numpy(images)).numpy()  # noqa: E731
+        return run, lambda image: picture_to_pixels(image, resize, channels), meta["classes"]
+    cli = ProjectCLI(rung=None, args=[*options, "--ckpt_path", path])
+    load_weights(cli.model.net, path, cli.config.trust_checkpoint)
+    data = cli.datamodule
+    model = ImageClassifier(cli.model.net, data.mean, data.std).eval()
+    return lambda images: model(torch.from_numpy(images)).numpy(), data.predict_pixels, data.class_names
+
+
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt_path", required=True, help="a .ckpt (Lightning) or .pt (manual) checkpoint")
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint (.ckpt, .pt) or an export (.onnx, .pt2)")
     parser.add_argument("--output", default="predictions.csv", help="the CSV to write")
     parser.add_argument("inputs", nargs="+", help="image files or folders")
     own, rest = parser.parse_known_args(argv)
-    cli = ProjectCLI(rung=None, args=[*rest, "--ckpt_path", own.ckpt_path])
-    net, data = cli.model.net.eval(), cli.datamodule
-    load_weights(net, own.ckpt_path, cli.config.trust_checkpoint)
+    run, to_pixels, classes = load_model(own.ckpt_path, rest)
     rows = []
     for path in image_files(own.inputs):
-        with Image.open(path) as image:
-            x = data.predict_transform(image).unsqueeze(0)  # (1, C, H, W)
-        probs = net(x).softmax(dim=-1)[0]  # (num_classes,)
-        confidence, index = probs.max(dim=0)
-        rows.append({"path": str(path), "class": data.class_names[index], "confidence": round(confidence.item(), 6)})
+        try:
+            with Image.open(path) as image:
+                pixels = to_pixels(image)  # uint8 (C, H, W) at the training resolution
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            print(f"error: {path}: not a readable image ({error.__class__.__name__}); skipped", file=sys.stderr)
+            continue
+        probabilities = run(pixels.unsqueeze(0).numpy())[0]  # (num_classes,)
+        index = int(probabilities.argmax())
+        rows.append({"path": str(path), "class": classes[index], "confidence": round(float(probabilities[index]), 6)})
     with open(own.output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "class", "confidence"])
         writer.writeheader()
@@ -63,5 +97,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the options reach the CLI through main, not sys.argv
     with one_line_errors():
-        main()
+        main(argv)

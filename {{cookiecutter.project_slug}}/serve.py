@@ -77,11 +77,10 @@ class ImageAPI(ls.LitAPI):
         load_weights(cli.model.net, self.ckpt_path, cli.config.trust_checkpoint)
         data = cli.datamodule
         self.model = ImageClassifier(cli.model.net, data.mean, data.std).eval().to(device)
-        self.device, self.resize, self.classes = device, data.resize, data.class_names
-        self.mode = "L" if data.num_channels == 1 else "RGB"
+        self.device, self.data, self.classes = device, data, data.class_names
 
     def decode_request(self, request) -> torch.Tensor:
-        return self.resize(open_image(image_bytes(request)).convert(self.mode))  # uint8 (C, size, size)
+        return self.data.predict_pixels(open_image(image_bytes(request)))  # uint8 (C, size, size), as predict.py
 
     def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(inputs)  # (N, C, size, size)

@@ -2,12 +2,15 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import export
+import predict
 import train
 import train_fabric
 import train_manual
@@ -67,3 +70,30 @@ def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight
 def test_a_checkpoint_of_another_shape_fails_in_one_line(checkpoints, tmp_path):
     with pytest.raises(CheckpointError, match="another model shape"):
         export.main(["--ckpt_path", str(checkpoints["manual"]), "--output_dir", str(tmp_path), "--model.net.width=8"])
+
+
+def test_predict_gives_the_same_class_at_every_size_and_mode_and_from_every_model_file(checkpoints, tmp_path, capsys):
+    data = DataModule()
+    data.setup("test")
+    pixels, _ = data.pixels("test")
+    size = pixels.shape[-1]
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(10):  # the data set's own images, as a user might have them
+        picture = Image.fromarray(pixels[i].permute(1, 2, 0).squeeze(-1).numpy())
+        for scale in (1, 8):
+            for mode in ("L", "RGB"):
+                enlarged = picture.resize((size * scale, size * scale), Image.Resampling.NEAREST)
+                enlarged.convert(mode).save(images / f"{i}-{scale}x-{mode}.png")
+    (images / "notes.png").write_bytes(b"not an image")
+    (images / "cut.png").write_bytes((images / "0-1x-L.png").read_bytes()[:40])
+    export.main(["--ckpt_path", str(checkpoints["trainer"]), "--output_dir", str(tmp_path / "exported")])
+    classes = {}
+    for model in (checkpoints["trainer"], tmp_path / "exported" / "model.onnx", tmp_path / "exported" / "model.pt2"):
+        rows = predict.main(["--ckpt_path", str(model), str(images), "--output", str(tmp_path / "p.csv")])
+        assert len(rows) == 40  # the two broken files are skipped, the rest predicted
+        for row in rows:
+            classes.setdefault(Path(row["path"]).name.split("-")[0], set()).add(row["class"])
+    err = capsys.readouterr().err
+    assert "notes.png: not a readable image" in err and "cut.png: not a readable image" in err
+    assert len(classes) == 10 and all(len(found) == 1 for found in classes.values()), classes

@@ -215,7 +215,7 @@ class DataModule(L.LightningDataModule):
         self.input_shape = (len(dataset.MEAN), size, size)  # (C, H, W)
         # uint8 (C, H, W) or (N, C, H, W), or a PIL image -> uint8 at size x size -> float32, normalised.
         # An exported model (export.py) takes the first stage's output and does the second in its graph.
-        resize = v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToPureTensor()])
+        resize = resize_transform(size)
         to_input = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(dataset.MEAN, dataset.STD), v2.ToPureTensor()]
         self.resize, self.to_input = resize, v2.Compose(to_input)
         self.transform = v2.Compose([self.resize, self.to_input])
@@ -269,9 +269,13 @@ class DataModule(L.LightningDataModule):
         """A split's images as uint8 (N, C, size, size), before scaling, and their labels: an export's input."""
         return self.splits[split].pixels_and_labels()
 
+    def predict_pixels(self, image: Image.Image) -> torch.Tensor:
+        """Any picture, as predict.py and serve.py read it, to the uint8 input of an exported model (C, H, W)."""
+        return picture_to_pixels(image, self.resize, self.num_channels)
+
     def predict_transform(self, image: Image.Image) -> torch.Tensor:
-        """One picture, as predict.py reads it, to the network's input (C, H, W)."""
-        return self.transform(image.convert("L" if self.num_channels == 1 else "RGB"))
+        """Any picture to the network's input (C, H, W): ``predict_pixels``, then the scaling of every split."""
+        return self.to_input(self.predict_pixels(image))
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(self.splits["train"], self.hparams.seed)
@@ -304,6 +308,24 @@ class DataModule(L.LightningDataModule):
             # model's initialisation and dropout use; its draws only seed worker processes.
             generator=torch.Generator().manual_seed(self.hparams.seed),
         )
+
+
+def resize_transform(size: int) -> v2.Transform:
+    """A picture (PIL, or uint8 (C, H, W) or (N, C, H, W)) to uint8 at size x size: the eval images' geometry."""
+    return v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToPureTensor()])
+
+
+def picture_to_pixels(image: Image.Image, resize: v2.Transform, channels: int) -> torch.Tensor:
+    """A picture of any size and mode as uint8 (C, size, size), through ``resize`` (``resize_transform``).
+
+    First its channels (gray or RGB, as trained), then a box filter shrinks it by the largest whole factor
+    that keeps it at least ``size``: averaging whole blocks gives an enlarged image its own pixels back,
+    where a bilinear resize would blur across the blocks. ``resize`` does the rest.
+    """
+    image = image.convert("L" if channels == 1 else "RGB")
+    size = resize.transforms[1].size[0]  # Resize(size)
+    factor = min(image.size) // size
+    return resize(image.reduce(factor) if factor > 1 else image)
 
 
 def size_of(part) -> int:
