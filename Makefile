@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test bench stress install clean
+.PHONY: demo test bench bench-serve stress install clean
 
 # Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
 define LIST_DEPENDENCIES
@@ -51,6 +51,11 @@ test: install
 # Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
 bench: install
 	$(PY) benchmarks/bench.py
+
+# Figures of the demo's exported and served model: ONNX Runtime / eager at batch 1 and 64, and serve.py's
+# requests per second and p99 with dynamic batching and with --max_batch_size 1. Prints, never fails on them.
+bench-serve: demo
+	cd $(DEMO)/digits-classifier && ../../../$(PY) scripts/bench_inference.py --ckpt_path $$(ls -t runs/*/checkpoints/best.* | head -1)
 
 # Not a test either: DDP runs of every data set under load, counted as passed, failed or hung.
 STRESS_RUNS ?= 10

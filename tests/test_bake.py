@@ -17,6 +17,7 @@ PACKAGE = "src/digits_classifier"
 COMMON = {
     ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
     "pyproject.toml", "configs/default.yaml", "train.py", "train_fabric.py", "train_manual.py", "compare.py", "trace_steps.py", "sweep.py", "configs/sweep.yaml", "scripts/slurm.sbatch",
+    "scripts/bench_inference.py",
     "evaluate.py", "export.py", "check_export.py", "serve.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "shared", "evaluation", "cli", "runs",

@@ -1,0 +1,127 @@
+"""Figures of the exported and served model, printed and never asserted: ONNX Runtime against eager PyTorch, and
+serve.py under load with and without dynamic batching.
+
+    python scripts/bench_inference.py --ckpt_path runs/<run>/checkpoints/best.pt [--requests 2000] [--clients 8]
+"""
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import export  # noqa: E402
+import predict  # noqa: E402
+
+
+def median_seconds(function, repeats: int) -> float:
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def onnx_against_eager(ckpt_path: str, output_dir: Path) -> None:
+    export.main(["--ckpt_path", ckpt_path, "--output_dir", str(output_dir), "--format", "onnx", "pt2"])
+    eager, _, _ = predict.load_model(ckpt_path, [])  # model.ImageClassifier from the checkpoint, eager
+    session = onnxruntime.InferenceSession(str(output_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    shape = json.loads((output_dir / "model.json").read_text())["input"]["shape"][1:]
+    print("\nbatch | eager PyTorch | ONNX Runtime | ONNX Runtime / eager (medians, alternating)")
+    for batch in (1, 64):
+        images = np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8)
+        with torch.no_grad():
+            ratios, pairs = [], []
+            for _ in range(5):
+                t_eager = median_seconds(lambda images=images: eager(images), 20)
+                t_onnx = median_seconds(lambda images=images: session.run(None, {"images": images}), 20)
+                ratios.append(t_onnx / t_eager)
+                pairs.append((t_eager, t_onnx))
+        t_eager, t_onnx = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        print(f"{batch:>5} | {t_eager * 1e3:>10.3f} ms | {t_onnx * 1e3:>9.3f} ms | x{statistics.median(ratios):.3f}")
+
+
+def serve_under_load(ckpt_path: str, max_batch_size: int, requests: int, clients: int) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "serve.py", "--ckpt_path", ckpt_path, "--port", str(port)]
+    command += ["--max_batch_size", str(max_batch_size)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    server = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **quiet)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("serve.py did not start") from None
+                time.sleep(0.5)
+        buffer = io.BytesIO()
+        Image.new("L", (8, 8), 128).save(buffer, format="PNG")
+        body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+        body += buffer.getvalue() + b"\r\n--b--\r\n"
+
+        def one(_) -> tuple[bool, float]:
+            start = time.perf_counter()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, method="POST")
+            request.add_header("Content-Type", "multipart/form-data; boundary=b")
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    ok = response.status == 200
+            except OSError:
+                ok = False
+            return ok, time.perf_counter() - start
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(one, range(requests)))
+        seconds = time.perf_counter() - start
+        latencies = sorted(latency for _, latency in results)
+        errors = sum(not ok for ok, _ in results)
+        p50, p99 = statistics.median(latencies), latencies[int(0.99 * len(latencies)) - 1]
+        print(
+            f"{max_batch_size:>14} | {requests} from {clients} clients | {errors:>6} | {requests / seconds:>7.0f} "
+            f"| {p50 * 1e3:>7.1f} ms | {p99 * 1e3:>7.1f} ms"
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ckpt_path", required=True)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    own = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_against_eager(own.ckpt_path, Path(tmp))
+    print("\nmax_batch_size | load | errors | req/s | p50 | p99")
+    for max_batch_size in (8, 1):
+        serve_under_load(own.ckpt_path, max_batch_size, own.requests, own.clients)
+
+
+if __name__ == "__main__":
+    main()
