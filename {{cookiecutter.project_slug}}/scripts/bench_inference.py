@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     own = parser.parse_args()
+    sys.argv = sys.argv[:1]  # export.py's and predict.py's CLI get their options from main, not sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         onnx_against_eager(own.ckpt_path, Path(tmp))
     print("\nmax_batch_size | load | errors | req/s | p50 | p99")
