@@ -60,11 +60,12 @@ def assert_lint_clean(project: Path) -> None:
 
 # The baked suites, longest first (xdist hands tests out in this order). Each data set runs its suite with
 # the default logger; the tests marked "once" do not depend on the data set and run with the first, as a
-# suite of their own so that two workers share the load. A logger changes only runs.py's choice of
-# logger, so each other logger runs its logger tests, each against a different data set.
+# suite of their own so that two workers share the load. A logger changes runs.py's choice of logger and
+# what the README names (docs/wandb.md), so each other logger runs its logger and docs tests, each
+# against a different data set.
 SUITES = [(DATASETS[0], LOGGERS[0], ["-m", "once"])]
 SUITES += [(dataset, LOGGERS[0], ["-m", "not once"]) for dataset in DATASETS]
-SUITES += [(DATASETS[(i + 1) % len(DATASETS)], logger, ["-m", "logger"]) for i, logger in enumerate(LOGGERS[1:])]
+SUITES += [(DATASETS[(i + 1) % len(DATASETS)], logger, ["-m", "logger or docs"]) for i, logger in enumerate(LOGGERS[1:])]
 
 
 @pytest.mark.parametrize(("dataset", "logger", "selection"), SUITES, ids=[f"{d}-{lg}-{s[-1]}" for d, lg, s in SUITES])

@@ -8,6 +8,7 @@ import pytest
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.docs  # what a README names depends on the bake: the template runs these for every logger
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Options of other programs that the docs show: torchrun's, SLURM's, and LightningCLI's ones this project turns off.
 FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
