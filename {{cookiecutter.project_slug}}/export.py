@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     output_dir.mkdir(parents=True, exist_ok=True)
     size = list(images.shape[1:])
     meta = {"classes": data.class_names, "input": {"shape": ["N", *size], "dtype": "uint8"}, "output": "probs"}
-    meta |= {"checkpoint": str(Path(own.ckpt_path).resolve()), "files": {}}
+    meta["checkpoint"], meta["files"] = str(Path(own.ckpt_path).resolve()), {}
     figures = {}
     for fmt in own.format:
         path = output_dir / FORMATS[fmt]

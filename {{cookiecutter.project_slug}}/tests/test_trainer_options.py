@@ -73,7 +73,7 @@ def test_fast_dev_run_trains_as_many_batches_on_every_rung(quick_args):
 
 
 REFUSALS = {
-    "callbacks": '[{"class_path": "lightning.pytorch.callbacks.EarlyStopping", "init_args": {"monitor": "val/acc"}}]',
+    "callbacks": "lightning.pytorch.callbacks.LearningRateMonitor",
     "max_time": "00:00:01:00",
     "overfit_batches": "2",
     "val_check_interval": "0.5",
