@@ -1,4 +1,4 @@
-"""Both paths on 2 processes (DDP, gloo on CPU): Lightning launched by itself, the manual loop by torchrun.
+"""Every rung on 2 processes (DDP, gloo on CPU): the Trainer and Fabric launch their own, the manual loop torchrun.
 
 Each run is bounded twice: by the run's own timeouts (a loader worker, a collective), which end a stall
 in one error line that names the rank, and by ``run_bounded``, which dumps every thread of every process
