@@ -1,4 +1,4 @@
-"""Stress the DDP runs: how many of N runs per data set and per path pass, fail or hang, under CPU load.
+"""Stress the DDP runs: how many of N runs per data set and per rung pass, fail or hang, under CPU load.
 
 Not a test: it prints a table and never fails on it. It bakes each data set (logger none) and runs the
 very commands of the baked ``tests/test_distributed.py`` (its ``ddp_command``, ``DDP_ARGS`` and
@@ -23,7 +23,7 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-PATHS = ("manual", "fabric", "trainer")
+RUNGS = ("manual", "fabric", "trainer")
 
 
 def bake(dataset: str, out: Path) -> Path:
@@ -88,7 +88,7 @@ def run_once(harness, command: list[str], env: dict[str, str], timeout: float, l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=50, help="runs per data set and path")
+    parser.add_argument("--runs", type=int, default=50, help="runs per data set and rung")
     parser.add_argument("--datasets", default="digits,mnist,fashion_mnist,cifar10,image_folder")
     parser.add_argument("--load", type=int, default=1, help="busy-looping processes beside the runs")
     parser.add_argument("--epochs", type=int, default=2, help="more epochs: more loader workers started per run")
@@ -110,21 +110,21 @@ def main() -> int:
             logs = out / dataset / "logs"
             logs.mkdir(exist_ok=True)
             epochs = ["--trainer.max_epochs", str(args.epochs), "--data.num_workers", str(args.workers)]
-            for path in PATHS:
+            for rung in RUNGS:
                 counts, seconds = Counter(), []
                 for i in range(args.runs):
-                    run_root = out / dataset / "runs" / f"{path}-{i}"
+                    run_root = out / dataset / "runs" / f"{rung}-{i}"
                     ddp_args = [*test_distributed.QUICK, *test_distributed.DDP_ARGS, *epochs]
                     ddp_args += ["--data.data_dir", str(data_dir), "--run_root", str(run_root)]
-                    command = test_distributed.ddp_command(path, ddp_args)
+                    command = test_distributed.ddp_command(rung, ddp_args)
                     start = time.perf_counter()
-                    log = logs / f"{path}-{i}.txt"
+                    log = logs / f"{rung}-{i}.txt"
                     outcome = run_once(harness, command, test_distributed.ddp_env(), args.timeout, log, args.native)
                     counts[outcome] += 1
                     seconds.append(time.perf_counter() - start)
                     shutil.rmtree(run_root, ignore_errors=True)
-                    print(f"{dataset} {path} run {i + 1}/{args.runs}: {outcome} ({seconds[-1]:.1f} s)", flush=True)
-                rows.append((dataset, path, counts, sorted(seconds)[len(seconds) // 2]))
+                    print(f"{dataset} {rung} run {i + 1}/{args.runs}: {outcome} ({seconds[-1]:.1f} s)", flush=True)
+                rows.append((dataset, rung, counts, sorted(seconds)[len(seconds) // 2]))
             if args.suite:
                 counts, seconds = Counter(), []
                 command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_distributed.py"]
@@ -144,11 +144,11 @@ def main() -> int:
         for hog in hogs:
             hog.kill()
     print(f"\nDDP on 2 processes, {args.epochs} epochs, {args.workers} loader workers per rank, {args.load} busy process(es)")
-    print("| data set | path | runs | ok | failed | hung | median s |")
+    print("| data set | rung | runs | ok | failed | hung | median s |")
     print("|---|---|---|---|---|---|---|")
-    for dataset, path, counts, median in rows:
+    for dataset, rung, counts, median in rows:
         total = sum(counts.values())
-        print(f"| {dataset} | {path} | {total} | {counts['ok']} | {counts['failed']} | {counts['hung']} | {median:.1f} |")
+        print(f"| {dataset} | {rung} | {total} | {counts['ok']} | {counts['failed']} | {counts['hung']} | {median:.1f} |")
     print(f"\nlogs of failed and hung runs: {out}/<data set>/logs")
     return 0
 
