@@ -38,7 +38,7 @@ def bake(out: Path) -> Path:
 
 
 def python(project: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(project / "src"), "WANDB_MODE": "disabled"}
+    env = {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=capture, text=True,
                           check=True)
 

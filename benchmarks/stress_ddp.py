@@ -34,7 +34,7 @@ def bake(dataset: str, out: Path) -> Path:
 
 def load_harness(project: Path):
     """The baked project's own DDP test module and bounded runner, imported from its tests/."""
-    sys.path[:0] = [str(project / "tests"), str(project / "src")]
+    sys.path[:0] = [str(project / "tests"), str(project)]
     ours = ("bounded", "conftest", "fake_data", "fakes", "test_distributed", project.name.replace("-", "_"))
     for name in [m for m in sys.modules if m.partition(".")[0] in ours]:
         del sys.modules[name]  # another data set's bake was imported before

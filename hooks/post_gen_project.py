@@ -20,7 +20,7 @@ ONLY_FOR = [
 
 
 # One module per data set in each of these folders, named after it: only the chosen data set's stays.
-PER_DATASET = ["src/" + PACKAGE + "/datasets/{name}.py", "tests/fakes/{name}.py", "tests/test_dataset_{name}.py"]
+PER_DATASET = [PACKAGE + "/datasets/{name}.py", "tests/fakes/{name}.py", "tests/test_dataset_{name}.py"]
 
 
 def remove_unneeded() -> None:

@@ -52,6 +52,8 @@ def run_project_tests(project: Path, *pytest_args: str) -> subprocess.CompletedP
             os.killpg(proc.pid, signal.SIGKILL)  # anything the suite left running
         except ProcessLookupError:
             pass
+    # Kept beside the bake (pytest keeps the last few base temp directories): durations, warnings, skips.
+    (project.parent / "pytest-output.txt").write_text(f"$ {' '.join(command)}\n{out}\n{err}", encoding="utf-8")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 

@@ -20,20 +20,25 @@ PROJECT_TESTS_TIMEOUT = 300  # seconds for the few baked tests run after the upd
 
 USER_TEST = """
 def test_bake(cookies):
-    result = cookies.bake(extra_context={"dataset": "mnist", "project_name": "My {{ app }}"})
+    result = cookies.bake(extra_context={"dataset": "mnist", "project_name": "My App"}, template=TEMPLATE)
     assert result.exit_code == 0, result.exception
-    assert result.project_path.name == "my-app"  # the name taken literally, by the template's extension
-    assert (result.project_path / "src" / "my_app" / "datasets" / "mnist.py").is_file()
+    assert result.project_path.name == "my-app"
+    assert (result.project_path / "my_app" / "datasets" / "mnist.py").is_file()
 """
 
 
-def test_pytest_cookies_bakes_it_with_no_setup(template_copy):
-    # A template author's own test, run with the `pytest` command from the template's root, as they would
-    (template_copy / "tests" / "test_user_cookies.py").write_text(USER_TEST)
+@pytest.mark.parametrize("where", ["outside", "root"])
+def test_pytest_cookies_bakes_it_with_no_setup(template_copy, tmp_path, where):
+    # A template author's own test, run with the `pytest` command: from a suite in a directory of its own
+    # that passes the template's path, and from the template's root
+    suite = tmp_path / "elsewhere" if where == "outside" else template_copy / "tests"
+    suite.mkdir(exist_ok=True)
+    (suite / "test_user_cookies.py").write_text(f"TEMPLATE = {str(template_copy)!r}\n" + USER_TEST)
     pytest_command = Path(sys.executable).parent / "pytest"
-    command = [str(pytest_command), "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests/test_user_cookies.py"]
-    result = subprocess.run(command, cwd=template_copy, capture_output=True, text=True, timeout=120)
+    command = [str(pytest_command), "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(suite / "test_user_cookies.py")]
+    result = subprocess.run(command, cwd=suite.parent, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
+    assert "1 passed" in result.stdout
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -70,7 +75,7 @@ def test_cruft_update_brings_the_template_change_and_keeps_the_users_edits(templ
     git(project, "commit", "-q", "-m", "Baked")
 
     # The user's edits: a config value and a line of the network
-    config, model = project / "configs" / "default.yaml", project / "src" / "digits_classifier" / "model.py"
+    config, model = project / "configs" / "default.yaml", project / "digits_classifier" / "model.py"
     config.write_text(config.read_text().replace("max_epochs: 15", "max_epochs: 7"))
     model.write_text(model.read_text().replace("width: int = 32,", "width: int = 24,"))
     git(project, "commit", "-q", "-am", "My edits")

@@ -27,9 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _start = time.perf_counter()
-ROOT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the entries beside this file, and the package, installed or not
-
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Trainer

@@ -7,11 +7,6 @@ The run's config.yaml, beside checkpoints/, sets the model and the data; flags o
 itself is Lightning's Trainer.test, on one device.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
-
 import lightning as L
 
 from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights

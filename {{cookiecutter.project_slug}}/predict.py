@@ -17,8 +17,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
-
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError

@@ -18,9 +18,6 @@ import io
 import json
 import signal
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
 
 import litserve as ls
 import torch

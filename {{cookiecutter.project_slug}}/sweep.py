@@ -29,9 +29,6 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the entries beside this file, and the package, installed or not
-
 import optuna
 import yaml
 from filelock import FileLock
@@ -43,7 +40,7 @@ from optuna.trial import Trial, TrialState
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, check_network_arguments, one_line_errors
+from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.runs import MemoryLogger, close_loggers
 
 RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
@@ -86,8 +83,7 @@ def check_space(space: dict[str, BaseDistribution], args: list[str]) -> ProjectC
     for option, distribution in space.items():
         for value in candidates(distribution):
             try:
-                config = cli.parser.parse_args([*args, f"--{option}={flag_value(value)}"])
-                check_network_arguments(config.model.net.init_args)
+                cli.parser.parse_args([*args, f"--{option}={flag_value(value)}"])  # the network's domains too
             except (argparse.ArgumentError, ConfigError) as error:
                 raise ConfigError(f"--sweep: {option}: {value!r} is refused: {' '.join(str(error).split())}") from None
     return cli
@@ -273,7 +269,12 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
     )
-    parser.add_argument("--sweep", type=Path, default=ROOT / "configs" / "sweep.yaml", help="the search space")
+    parser.add_argument(
+        "--sweep",
+        type=Path,
+        default=Path(__file__).resolve().parent / "configs" / "sweep.yaml",
+        help="the search space",
+    )
     parser.add_argument("--n_trials", type=PositiveInt, default=20, help="trials in the study, all workers together")
     parser.add_argument(
         "--storage", help="a database URL, or a .log journal file (default: sqlite:///<run_root>/sweeps.db)"

@@ -19,10 +19,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from functools import wraps
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the entries beside this file, and the package, installed or not
 
 import torch
 import torch.nn.functional as F

@@ -9,11 +9,6 @@ The CLI builds the LightningModule (module.py), the DataModule (data.py) and the
 runs the loop that train_manual.py writes out by hand.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
-
 from {{ cookiecutter.package_name }}.checkpoints import find_checkpoint, read_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group

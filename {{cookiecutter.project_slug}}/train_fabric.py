@@ -11,11 +11,6 @@ docs/six_steps.md shows where the Trainer takes each step, docs/trainer_options.
 --trainer option here.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
-
 import lightning as L
 from lightning.fabric.utilities.seed import reset_seed
 from tqdm import tqdm

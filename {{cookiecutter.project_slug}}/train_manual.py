@@ -9,11 +9,7 @@ them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where t
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
 """
 
-import sys
 from contextlib import nullcontext
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # the package, installed or not
 
 import torch
 import torch.distributed as dist

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+sys.path.insert(0, str(ROOT))  # a script in scripts/: the project root holds the package and export.py
 
 import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402

@@ -3,8 +3,11 @@
 What is particular to one data set is tested in test_dataset_<data set>.py.
 """
 
+import math
+
 import pytest
 import torch
+import torch.distributed as dist
 
 from {{ cookiecutter.package_name }}.data import DataModule, dataset, size_of
 
@@ -98,3 +101,23 @@ def test_the_pixels_of_a_split_are_the_images_before_scaling(datamodule):
     first = [datamodule.splits["val"][i] for i in range(4)]
     assert torch.equal(datamodule.to_input(pixels[:4]), torch.stack([image for image, _ in first]))
     assert labels[:4].tolist() == [int(label) for _, label in first]
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_two_ranks_get_the_single_process_order_dealt_in_turn(datamodule, monkeypatch, split):
+    # The shards of a 2-process run, computed without a process group: DDP's samplers read only these three.
+    def indices(world: int, rank: int) -> list[int]:
+        monkeypatch.setattr(dist, "is_initialized", lambda: world > 1)
+        monkeypatch.setattr(dist, "get_world_size", lambda: world)
+        monkeypatch.setattr(dist, "get_rank", lambda: rank)
+        loader = getattr(datamodule, f"{split}_dataloader")()
+        if loader.sampler is None or not hasattr(loader.sampler, "num_replicas"):  # one process: in order
+            return list(range(len(datamodule.splits[split])))
+        loader.sampler.set_epoch(3)
+        return [i if isinstance(i, int) else i[0] for i in loader.sampler]  # train yields (index, epoch)
+
+    whole, size = indices(1, 0), len(datamodule.splits[split])
+    padded = whole + whole[: 2 * math.ceil(size / 2) - size]  # DistributedSampler repeats the first few
+    shards = [indices(2, rank) for rank in (0, 1)]
+    assert shards == [padded[0::2], padded[1::2]]
+    assert set(shards[0]) | set(shards[1]) == set(range(size))

@@ -39,7 +39,7 @@ def ddp_command(path: str, args: list[str]) -> list[str]:
 
 def ddp_env() -> dict[str, str]:
     # the package without `pip install -e .`, as pytest's pythonpath has it; 2 ranks on 2 cores: a thread each
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 def assert_every_rung_ends_bit_identical_on_two_processes(run_root, args: list[str]) -> None:
@@ -63,7 +63,6 @@ def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.once
 def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tmp_path, data_dir):
     # Groups of 3 batches, the last group of each epoch short; only a group's last batch syncs gradients.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
@@ -72,7 +71,6 @@ def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tm
 
 
 @pytest.mark.slow
-@pytest.mark.once
 @pytest.mark.parametrize("path", ["manual", "fabric", "trainer"])
 def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
     # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.

@@ -8,7 +8,6 @@ import pytest
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.docs  # what a README names depends on the bake: the template runs these for every logger
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Options of other programs that the docs show: torchrun's, SLURM's, and LightningCLI's ones this project turns off.
 FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
@@ -33,7 +32,7 @@ def tables(text: str) -> list[list[list[str]]]:
 
 
 def test_every_line_six_steps_quotes_from_the_loops_is_in_them():
-    package = ROOT / "src" / train.ProjectCLI.__module__.partition(".")[0]
+    package = ROOT / train.ProjectCLI.__module__.partition(".")[0]
     quoted = 0
     for table in tables((ROOT / "docs" / "six_steps.md").read_text()):
         for column, header in enumerate(table[0]):
@@ -52,7 +51,7 @@ def test_every_line_six_steps_quotes_from_the_loops_is_in_them():
 def test_every_file_the_readme_names_exists():
     package = train.ProjectCLI.__module__.partition(".")[0]
     text = (ROOT / "README.md").read_text()
-    named = set(re.findall(r"`((?:src|docs|configs|tests)/[\w./<>-]+)`", text.replace("<package>", package)))
+    named = set(re.findall(rf"`((?:{package}|docs|configs|tests)/[\w./<>-]+)`", text.replace("<package>", package)))
     assert len(named) >= 8
     missing = [path for path in named if not (ROOT / path).exists()]
     assert not missing, f"README.md names files that do not exist: {missing}"

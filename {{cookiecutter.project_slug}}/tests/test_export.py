@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.model import ImageClassifier, SmallCNN
 from bounded import ROOT
 from conftest import QUICK
 
-pytestmark = pytest.mark.once  # the export depends on the network, not on the data set
+pytestmark = pytest.mark.slow  # the export depends on the network, not on the data set: one bake runs these
 BEST = {"manual": (train_manual, "best.pt"), "fabric": (train_fabric, "best.pt"), "trainer": (train, "best.ckpt")}
 
 

@@ -12,8 +12,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 import train
 import train_fabric
 import train_manual
@@ -87,7 +85,6 @@ def wandb_records(data: bytes) -> list:
 READERS = {"csv": read_csv, "tensorboard": read_tensorboard, "wandb": read_wandb}
 
 
-@pytest.mark.logger
 def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
     args = [*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]

@@ -12,10 +12,10 @@ def test_output_shape(shape, classes):
     assert net(torch.randn(5, *shape)).shape == (5, classes)
 
 
-def test_model_module_imports_torch_only():
+def test_model_module_imports_torch_and_argument_types_only():
     import {{ cookiecutter.package_name }}.model as model
 
     tree = ast.parse(open(model.__file__).read())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"torch"}
+    assert imported == {"torch", "jsonargparse.typing"}  # no Lightning: the types only check the arguments

@@ -74,7 +74,6 @@ def reference(tmp_path_factory, data_dir) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.once
 @pytest.mark.parametrize("rung", list(ENTRIES))
 def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference, rung):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
@@ -97,7 +96,6 @@ sys.exit(max(task.wait() for task in tasks))
 
 
 @pytest.mark.slow
-@pytest.mark.once
 @pytest.mark.parametrize("rung", list(ENTRIES))
 def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference, rung):
     bin_dir = tmp_path / "bin"
@@ -117,7 +115,6 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
 
 
 @pytest.mark.slow
-@pytest.mark.once
 def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the_same_weights(tmp_path, data_dir):
     # Batches of 2: enough steps that the run is still under way when its first checkpoint appears
     args = [*QUICK, "--data.data_dir", data_dir, *ARGS, "--data.batch_size", "2", "--save_every_n_steps", "3"]

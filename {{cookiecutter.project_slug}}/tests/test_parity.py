@@ -37,7 +37,7 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
     assert len({row["train/loss"] for row in manual}) == EPOCHS  # the runs really trained and validated
 
 
-@pytest.mark.once
+@pytest.mark.slow
 def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
     # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
     figures = compare(
@@ -47,7 +47,6 @@ def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
 
 
 @pytest.mark.slow
-@pytest.mark.once
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_network_keeps_the_paths_identical(quick_args):
     figures = compare(

@@ -52,7 +52,7 @@ def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data
     reference_run = module.main([*args, "--run_root", str(tmp_path / "reference")])
     reference, total = final_weights(reference_run, last), steps_saved(reference_run["run_dir"] / "checkpoints" / last)
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # tests/fake_data.py imports the package beside the entries
     killed_root = tmp_path / "killed"
     command = [sys.executable, "tests/fake_data.py", script, *args, "--run_root", str(killed_root)]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,6 +74,7 @@ def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data
     assert not all(torch.equal(v, reference[k]) for k, v in network_weights(torch.load(checkpoint)).items())
 
 
+@pytest.mark.slow
 def test_manual_loop_interrupted_mid_epoch_repeats_the_lost_steps(tmp_path, data_dir, monkeypatch):
     args = [*QUICK, "--data.data_dir", data_dir, "--trainer.max_epochs", "2", "--data.batch_size", "16"]
     args += ["--save_every_n_steps", "3"]

@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.data import DataModule
 from bounded import ROOT
 from conftest import QUICK
 
-pytestmark = [pytest.mark.slow, pytest.mark.once]  # one server, started as a user would; no data set of its own
+pytestmark = pytest.mark.slow  # one server, started as a user would; no data set of its own
 
 
 def free_port() -> int:
@@ -83,7 +83,7 @@ def test_the_server_answers_as_predict_refuses_bad_input_bears_load_and_stops_on
 
     port = free_port()
     command = [sys.executable, "serve.py", "--ckpt_path", str(checkpoint), "--port", str(port), "--data.data_dir"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen([*command, data_dir], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     try:

@@ -33,7 +33,7 @@ def step_numbers(events: list[tuple[int, int, str]], batch: int) -> list[int]:
     return [int(label[0]) for index, _, label in events if index == batch and re.match(r"\d\. ", label)]
 
 
-@pytest.mark.once
+@pytest.mark.slow
 def test_every_rung_takes_each_of_the_six_steps_once_per_batch_in_the_documented_order(quick_args):
     documented = documented_trace()
     orders = documented_orders(documented)
@@ -62,7 +62,7 @@ def clipped_and_stepped(events: list[tuple[int, int, str]]) -> dict[int, tuple[b
     }
 
 
-@pytest.mark.once
+@pytest.mark.slow
 def test_accumulation_and_clipping_fall_on_the_same_batches_on_every_rung(quick_args):
     options = ["--trainer.accumulate_grad_batches", "2", "--trainer.gradient_clip_val", "1"]
     args = [*quick_args, *options]

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.trainer_options import MIRRORED, OPTIONS, R
 from conftest import QUICK
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.once  # what a loop does with an option depends on no data set: one bake runs these
+pytestmark = pytest.mark.slow  # what a loop does with an option depends on no data set: one bake runs these
 
 
 def test_every_option_of_the_installed_trainer_is_classified():

@@ -7,6 +7,7 @@ the same variables when it runs under torchrun or SLURM, and sets them itself wh
 """
 
 import os
+import traceback
 from datetime import timedelta
 from typing import TypeVar
 
@@ -93,3 +94,28 @@ def leave_process_group() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+# What a stalled rank waited on: the entries print it as their one error line (cli.one_line_errors).
+def describe_stall(error: RuntimeError) -> str | None:
+    """What a stalled rank waited on, from the timeout error of a loader or of a collective; else None."""
+    message = " ".join(str(error).split())
+    if "DataLoader timed out" in message:
+        return f"{message}: a loader worker sent no batch in time (--data.worker_timeout); it is stuck or too slow"
+    if "Timed out" in message:
+        return f"waited in {collective_of(error)} for the other ranks in vain ({message}); see --dist_timeout"
+    if "Connection closed by peer" in message or "Connection reset by peer" in message:  # the peer process died
+        return f"another rank left during {collective_of(error)} ({message}); its own error line says why"
+    return None
+
+
+def collective_of(error: BaseException) -> str:
+    """The collective call that ``error`` came from: the innermost torch.distributed call, or DDP's backward."""
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    collectives = [name for name in frames if name in COLLECTIVES]
+    if collectives:
+        return collectives[-1]
+    return "backward (DDP's gradient all-reduce)" if "backward" in frames else frames[-1]
+
+
+COLLECTIVES = {"barrier", "all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list"}

@@ -9,7 +9,6 @@ import argparse
 import hashlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,23 +24,15 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from .checkpoints import CheckpointError
 from .data import DataError, DataModule
+from .distributed import describe_stall
 from .module import Classifier
 from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
 from .shared import NonFiniteLossError
 from .trainer_options import RefusedOption
 
 PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
-# configs/ sits at the project root, two levels above this package's src/ directory.
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-# model.py imports torch only, so the network's arguments are plain ints and floats; their domains are
-# checked here, with jsonargparse's own types, before anything is built.
-NETWORK_DOMAINS = {
-    "num_classes": PositiveInt,
-    "in_channels": PositiveInt,
-    "width": PositiveInt,
-    "hidden": PositiveInt,
-    "dropout": ClosedUnitInterval,
-}
+# configs/ sits at the project root, beside this package.
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
 # Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
@@ -61,6 +52,14 @@ class OneLineErrorParser(LightningArgumentParser):
             super().error(message, ex)
         print(f"error: {' '.join(message.split())} (--help lists every option)", file=sys.stderr)
         raise SystemExit(2)
+
+    def add_function_arguments(self, function: Any, *args: Any, linked_targets: Any = None, **kwargs: Any) -> list:
+        """A network named by its builder function (``--model.net torchvision.models.resnet18``).
+
+        jsonargparse 4.53 hands a function the ``linked_targets`` of our links into ``model.net``, which
+        only ``add_class_arguments`` accepts; it clears the linked arguments' "required" mark itself after.
+        """
+        return super().add_function_arguments(function, *args, **kwargs)
 
 
 class ProjectCLI(LightningCLI):
@@ -124,7 +123,12 @@ class ProjectCLI(LightningCLI):
         parser.link_arguments("data.num_channels", "model.net.init_args.in_channels", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        check_network_arguments(self.config.model.net.init_args)
+        # `--model.net torchvision.models.resnet18` keeps the arguments the default network shares with it
+        # (num_classes), parsed as SmallCNN's PositiveInt: as plain numbers they can be saved in config.yaml.
+        init_args = self.config.model.net.get("init_args") or {}
+        for name, value in init_args.items():
+            if type(value) in (PositiveInt, ClosedUnitInterval):
+                init_args[name] = int(value) if isinstance(value, int) else float(value)
 
     def instantiate_trainer(self, **kwargs: Any):
         """The Trainer, for ``rung="trainer"`` only: with its run directory, logger and checkpoints."""
@@ -193,16 +197,6 @@ class ProjectCLI(LightningCLI):
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
 
-def check_network_arguments(init_args: Any) -> None:
-    """The network's arguments against NETWORK_DOMAINS: a value out of its domain is a ConfigError."""
-    for name, value in (init_args or {}).items():
-        if name in NETWORK_DOMAINS and value is not None:
-            try:
-                NETWORK_DOMAINS[name](value)
-            except ValueError as error:
-                raise ConfigError(f"--model.net.{name}: {error}") from None
-
-
 def with_dist_timeout(strategy: Any, seconds: int, registry: dict) -> Any:
     """A DDP strategy named by its string ("ddp" and its variants) built with a process-group timeout.
 
@@ -251,27 +245,3 @@ def rank_prefix() -> str:
     # torchrun and Lightning's launcher set LOCAL_RANK for every rank; Lightning unsets WORLD_SIZE at teardown
     multi = "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
     return f"rank {rank_zero_only.rank}: " if multi else ""
-
-
-def describe_stall(error: RuntimeError) -> str | None:
-    """What a stalled rank waited on, from the timeout error of a loader or of a collective; else None."""
-    message = " ".join(str(error).split())
-    if "DataLoader timed out" in message:
-        return f"{message}: a loader worker sent no batch in time (--data.worker_timeout); it is stuck or too slow"
-    if "Timed out" in message:
-        return f"waited in {collective_of(error)} for the other ranks in vain ({message}); see --dist_timeout"
-    if "Connection closed by peer" in message or "Connection reset by peer" in message:  # the peer process died
-        return f"another rank left during {collective_of(error)} ({message}); its own error line says why"
-    return None
-
-
-def collective_of(error: BaseException) -> str:
-    """The collective call that ``error`` came from: the innermost torch.distributed call, or DDP's backward."""
-    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
-    collectives = [name for name in frames if name in COLLECTIVES]
-    if collectives:
-        return collectives[-1]
-    return "backward (DDP's gradient all-reduce)" if "backward" in frames else frames[-1]
-
-
-COLLECTIVES = {"barrier", "all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list"}

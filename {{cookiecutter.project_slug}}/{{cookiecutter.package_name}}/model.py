@@ -1,10 +1,13 @@
 """The network: plain PyTorch, no Lightning.
 
-Both training paths (Lightning's ``train.py`` and the hand-written ``train_manual.py``) train this very
-class, so anything you can do with an ``nn.Module`` you can do with it.
+Every rung (``train_manual.py``, ``train_fabric.py`` and ``train.py``) trains this very class, so
+anything you can do with an ``nn.Module`` you can do with it. The argument types come from jsonargparse's
+``typing``: they are ints and floats with a domain (``PositiveInt(0)`` raises), so the command line
+refuses ``--model.net.width 0`` in one line, read from this signature and from nowhere else.
 """
 
 import torch
+from jsonargparse.typing import ClosedUnitInterval, PositiveInt
 from torch import nn
 
 
@@ -18,11 +21,11 @@ class SmallCNN(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        width: int = 32,
-        hidden: int = 128,
-        dropout: float = 0.25,
+        num_classes: PositiveInt = 10,
+        in_channels: PositiveInt = 1,
+        width: PositiveInt = 32,
+        hidden: PositiveInt = 128,
+        dropout: ClosedUnitInterval = 0.25,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
