@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test bench bench-serve stress install clean
+.PHONY: demo test coverage bench bench-serve stress install clean
 
 # Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
 define LIST_DEPENDENCIES
@@ -47,6 +47,12 @@ demo: install
 # Two baked suites at a time (xdist); every test has a time limit, and a stall prints every thread's stack.
 test: install
 	$(PY) -m pytest -q -n auto --timeout 1500 tests
+
+# The template's suite under coverage.py, every process it starts measured: the table per file of the baked
+# projects' own code, the union over every bake (benchmarks/coverage.py). Prints, never fails on a figure.
+coverage: install
+	$(PIP) install --quiet coverage
+	$(PY) benchmarks/coverage.py
 
 # Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
 bench: install

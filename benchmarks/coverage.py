@@ -3,7 +3,7 @@
 Not a test: it prints a table and never fails on it. It runs the template's suite (``pytest tests``) under
 coverage.py with ``patch = subprocess``, so that every Python process the suite starts is measured: the
 baked suites, the entry scripts they run, the torchrun ranks. Only the baked projects' package and entry
-scripts count (``*/digits-classifier/``, tests omitted). Every bake is mapped onto one tree that holds every
+scripts count (``*/digits-classifier/`` and the awkwardly named bake, tests omitted). Every bake is mapped onto one tree that holds every
 data set's module, so the figure is the union over the bakes.
 
     python benchmarks/coverage.py                       # the table per file, and the process count
@@ -25,7 +25,8 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
-PROJECT = "digits-classifier"  # the default project's directory: the bakes this measures
+PROJECT, PACKAGE = "digits-classifier", "digits_classifier"  # the default names
+AWKWARD, AWKWARD_PACKAGE = "unicode-quoted-net-s-back", "unicode_quoted_net_s_back"  # test_bake.py's AWKWARD
 
 RCFILE = """\
 [run]
@@ -34,15 +35,22 @@ parallel = true
 patch = subprocess
 sigterm = true
 data_file = {data}/.coverage
-include = */{project}/*
+include =
+    */{project}/*
+    */{awkward}/*
 omit =
-    */{project}/tests/*
+    */tests/*
     */site-packages/*
 
 [paths]
+package =
+    {tree}/{package}/
+    */{project}/{package}/
+    */{awkward}/{awkward_package}/
 project =
     {tree}/
     */{project}/
+    */{awkward}/
 
 [report]
 show_missing = false
@@ -74,13 +82,14 @@ def main() -> None:
     data.mkdir(parents=True)
     tree = union_tree(out)
     rcfile = out / "coveragerc"
-    rcfile.write_text(RCFILE.format(data=data, project=PROJECT, tree=tree))
+    names = {"project": PROJECT, "package": PACKAGE, "awkward": AWKWARD, "awkward_package": AWKWARD_PACKAGE}
+    rcfile.write_text(RCFILE.format(data=data, tree=tree, **names))
     # The baked suites' outputs (with every test's duration) stay in out/tmp/*/pytest-output.txt.
     pytest_args = args.pytest_args or ["-q", "-n", "auto", "--timeout", "1500", "--basetemp", str(out / "tmp"), "tests"]
     command = [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", *pytest_args]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
-    suite = subprocess.run(command, cwd=TEMPLATE, env={**os.environ, "WANDB_MODE": "disabled", "PYTEST_ADDOPTS": "--durations=0"}, timeout=4 * 3600)
+    suite = subprocess.run(command, cwd=TEMPLATE, env={**os.environ, "WANDB_MODE": "disabled", "PYTEST_ADDOPTS": "--durations=0", "TEMPLATE_SUITE_TIMEOUT": "3600"}, timeout=4 * 3600)
     minutes = (time.perf_counter() - start) / 60
     processes = len(list(data.glob(".coverage.*")))
     coverage = [sys.executable, "-m", "coverage"]

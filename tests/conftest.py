@@ -26,7 +26,9 @@ def bake_cli(output_dir: Path, **context: str) -> subprocess.CompletedProcess:
     )
 
 
-SUITE_TIMEOUT = 900  # seconds for one baked suite; its own tests are bounded far below this
+# Seconds for one baked suite; its own tests are bounded far below this. benchmarks/coverage.py raises it:
+# under coverage.py every line costs more.
+SUITE_TIMEOUT = int(os.environ.get("TEMPLATE_SUITE_TIMEOUT", 900))
 
 
 def run_project_tests(project: Path, *pytest_args: str) -> subprocess.CompletedProcess:

@@ -28,14 +28,12 @@ COMMON = {
                                       "test_distributed", "test_docs", "test_logging", "test_trace", "test_sweep", "test_nodes",
                                       "test_trainer_options", "test_export", "test_serve")),
 }
+AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
 
 def expected_files(dataset: str) -> set[str]:
     """What a bake holds: the common files, and the chosen data set's module, fake files and tests alone."""
     return COMMON | {f"{PACKAGE}/datasets/{dataset}.py", f"tests/fakes/{dataset}.py", f"tests/test_dataset_{dataset}.py"}
-
-
-AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
 
 def files_of(project: Path) -> set[str]:
@@ -58,19 +56,25 @@ def assert_lint_clean(project: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-# The baked suites, longest first (xdist hands tests out in this order). Each data set runs its suite with
-# the default logger; the tests marked "once" do not depend on the data set and run with the first, as a
-# suite of their own so that two workers share the load. A logger changes runs.py's choice of logger and
-# what the README names (docs/wandb.md), so each other logger runs its logger and docs tests, each
-# against a different data set.
-SUITES = [(DATASETS[0], LOGGERS[0], ["-m", "once"])]
-SUITES += [(dataset, LOGGERS[0], ["-m", "not once"]) for dataset in DATASETS]
-SUITES += [(DATASETS[(i + 1) % len(DATASETS)], logger, ["-m", "logger or docs"]) for i, logger in enumerate(LOGGERS[1:])]
+# The baked suites, longest first (xdist hands tests out in this order). The default bake runs its whole
+# suite, in two halves that two workers share: the slow tier (real processes and long runs, which do the
+# same for every data set) and the quick tier. Every other data set runs its whole quick tier, each with
+# another logger, so every value of every option is baked and tested; the last also has an awkward name,
+# which reaches the package, the imports and the wandb project.
+QUICK_TIER, SLOW_TIER = ["-m", "not slow"], ["-m", "slow"]
+SUITES = [({}, SLOW_TIER), ({}, QUICK_TIER)]
+SUITES += [
+    ({"dataset": dataset, "logger": LOGGERS[(i + 1) % len(LOGGERS)]}, QUICK_TIER)
+    for i, dataset in enumerate(DATASETS[1:])
+]
+SUITES[-1][0]["project_name"] = AWKWARD
 
 
-@pytest.mark.parametrize(("dataset", "logger", "selection"), SUITES, ids=[f"{d}-{lg}-{s[-1]}" for d, lg, s in SUITES])
-def test_baked_suite_passes(tmp_path, dataset, logger, selection):
-    result = run_project_tests(bake(tmp_path, dataset=dataset, logger=logger), *selection)
+@pytest.mark.parametrize(("context", "selection"), SUITES, ids=[
+    "-".join([c.get("dataset", DATASETS[0]), c.get("logger", LOGGERS[0]), s[-1]]) for c, s in SUITES
+])  # fmt: skip
+def test_baked_suite_passes(tmp_path, context, selection):
+    result = run_project_tests(bake(tmp_path, **context), *selection)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
 
@@ -131,12 +135,6 @@ def test_every_combination_renders_and_lints(tmp_path, dataset, logger):
     assert ("wandb" in dependencies) == (logger == "wandb")
     assert ("tensorboard" in dependencies) == (logger == "tensorboard")
     assert ("scikit-learn" in dependencies) == (dataset == "digits")
-
-
-def test_awkward_name_project_passes_its_tests(tmp_path):
-    # The name reaches the package, the imports and the wandb project: the entries' tests import them all.
-    result = run_project_tests(bake(tmp_path, project_name=AWKWARD), "-m", "not slow", "tests/test_entries.py")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def test_no_python_file_of_the_template_holds_jinja_control_lines():

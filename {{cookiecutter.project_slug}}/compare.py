@@ -143,14 +143,14 @@ def timed_run(rung: str, args: list[str]) -> dict:
     start = time.perf_counter()
     entry, cli_class = RUNGS[rung]
     results = entry(args, cli_class=cli_class, test=False)
-    data = results["datamodule"]
+    data = results.datamodule
     return {
-        "net": results["net"],
+        "net": results.net,
         "history": data.history.epochs(),
         "step_times": data.timed.step_times(),
         "startup_s": data.timed.stamps[0][0] - start,
         "total_s": time.perf_counter() - start,
-        "run_dir": str(results["run_dir"]),
+        "run_dir": str(results.run_dir),
     }
 
 

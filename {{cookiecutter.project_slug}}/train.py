@@ -12,10 +12,10 @@ runs the loop that train_manual.py writes out by hand.
 from {{ cookiecutter.package_name }}.checkpoints import find_checkpoint, read_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
-from {{ cookiecutter.package_name }}.runs import close_loggers, say
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, say
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
+def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> RunResult:
     cli = cli_class(rung="trainer", args=args)
     trainer = cli.trainer
     trusted, ckpt_path = cli.config.trust_checkpoint, None
@@ -23,12 +23,12 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
         ckpt_path = find_checkpoint(cli.config.ckpt_path, cli.config.run_root, "trainer")
         read_checkpoint(ckpt_path, trusted)
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=not trusted)
-    results = {"net": cli.model.net, "datamodule": cli.datamodule, "run_dir": cli.run_dir, "test": None}
+    results = RunResult(cli.model.net, cli.datamodule, cli.run_dir)
     if test:
         best = cli.best_checkpoint.best_model_path or None  # none under fast_dev_run
         metrics = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
-        results["test"] = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}
-        say(f"test accuracy: {results['test']['acc']:.4f}")
+        results.test = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}
+        say(f"test accuracy: {results.test['acc']:.4f}")
     close_loggers(cli.loggers)
     say(f"outputs: {cli.run_dir}")
     return results

@@ -7,8 +7,6 @@
 train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
 them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
-docs/six_steps.md shows where the Trainer takes each step, docs/trainer_options.md what becomes of each
---trainer option here.
 """
 
 import lightning as L
@@ -19,7 +17,7 @@ from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
-from {{ cookiecutter.package_name }}.runs import close_loggers, log_epoch, log_test, say
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test, say
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
@@ -51,7 +49,7 @@ def train_epoch(model, loader, optimizer, fabric, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> dict:
+def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> RunResult:
     cli = cli_class(rung=RUNG, args=args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
@@ -92,12 +90,12 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
         if options.done(progress.steps):
             break  # --trainer.max_steps
 
-    results = {"net": net, "datamodule": data, "run_dir": run_dir, "test": None}
+    results = RunResult(net, data, run_dir)
     if test:
         fabric.barrier()  # rank 0 has written best.pt
         checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
-        results["test"] = evaluate_test(net, data, device, options.autocast, options.test_limit)
-        log_test(loggers, progress.epoch, progress.steps, results["test"])
+        results.test = evaluate_test(net, data, device, options.autocast, options.test_limit)
+        log_test(loggers, progress.epoch, progress.steps, results.test)
     close_loggers(loggers)
     say(f"outputs: {run_dir}")
     return results

@@ -53,24 +53,24 @@ def test_config_file_round_trip(quick_args, tmp_path):
 def test_train_fast_dev_run_prints_test_accuracy(quick_args, capsys):
     results = train.main([*quick_args, "--trainer.fast_dev_run", "true"])
     # fast_dev_run tests on one batch: the accuracy of the trained network there, counted by hand
-    net, data = results["net"].eval(), results["datamodule"]
+    net, data = results.net.eval(), results.datamodule
     x, y = next(iter(data.test_dataloader()))
     with torch.no_grad():
         by_hand = (net(x).argmax(dim=1) == y).float().mean().item()
-    assert results["test"]["acc"] == pytest.approx(by_hand, abs=1e-6)
+    assert results.test["acc"] == pytest.approx(by_hand, abs=1e-6)
     assert f"test accuracy: {by_hand:.4f}" in capsys.readouterr().out
 
 
 def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     results = train_manual.main([*quick_args, "--trainer.max_epochs", "1"])
     # the loop's own test of best.pt, against Trainer.test of the same file in evaluate.py
-    best = evaluate.main(["--ckpt_path", str(results["run_dir"] / "checkpoints" / "best.pt")])
-    assert results["test"]["acc"] == pytest.approx(best["acc"], abs=1e-6)
-    assert results["test"]["loss"] == pytest.approx(best["loss"], rel=1e-5)
-    ckpt = torch.load(results["run_dir"] / "checkpoints" / "last.pt", weights_only=True)
+    best = evaluate.main(["--ckpt_path", str(results.run_dir / "checkpoints" / "best.pt")])
+    assert results.test["acc"] == pytest.approx(best["acc"], abs=1e-6)
+    assert results.test["loss"] == pytest.approx(best["loss"], rel=1e-5)
+    ckpt = torch.load(results.run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert (ckpt["next_epoch"], ckpt["next_batch"]) == (1, 0)  # resume with epoch 1
-    assert (results["run_dir"] / "checkpoints" / "best.pt").exists()
-    assert (results["run_dir"] / "config.yaml").is_file()
+    assert (results.run_dir / "checkpoints" / "best.pt").exists()
+    assert (results.run_dir / "config.yaml").is_file()
 
 
 RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
@@ -86,15 +86,15 @@ def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
 
 @pytest.mark.parametrize(("path", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
 def test_evaluate_reads_either_paths_checkpoint(trained_runs, path, name):
-    metrics = evaluate.main(["--ckpt_path", str(trained_runs[path]["run_dir"] / "checkpoints" / name)])
-    assert metrics["acc"] == pytest.approx(trained_runs[path]["test"]["acc"], abs=1e-6)  # what training printed
+    metrics = evaluate.main(["--ckpt_path", str(trained_runs[path].run_dir / "checkpoints" / name)])
+    assert metrics["acc"] == pytest.approx(trained_runs[path].test["acc"], abs=1e-6)  # what training printed
 
 
 @pytest.mark.parametrize(("path", "name"), [("trainer", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
 def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, path, name):
     images = write_images(tmp_path / "images", data_dir)
     out = tmp_path / "predictions.csv"
-    ckpt = trained_runs[path]["run_dir"] / "checkpoints" / name
+    ckpt = trained_runs[path].run_dir / "checkpoints" / name
     rows = predict.main(["--ckpt_path", str(ckpt), str(images), "--output", str(out)])
     with open(out) as f:
         written = list(csv.DictReader(f))
@@ -124,11 +124,11 @@ RGB = DataModule().num_channels == 3  # torchvision's classification networks ta
 def test_a_torchvision_network_by_name_trains_evaluates_and_predicts(quick_args, tmp_path, data_dir, rung, name):
     short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
     results = RUNG_ENTRIES[rung].main([*quick_args, "--model.net", "torchvision.models.resnet18", *short])
-    net, classes = results["net"], results["datamodule"].num_classes
+    net, classes = results.net, results.datamodule.num_classes
     assert type(net).__name__ == "ResNet" and net.fc.out_features == classes  # num_classes from the data
-    ckpt = results["run_dir"] / "checkpoints" / name
+    ckpt = results.run_dir / "checkpoints" / name
     metrics = evaluate.main(["--ckpt_path", str(ckpt)])  # the network rebuilt from the run's config.yaml
-    assert metrics["acc"] == pytest.approx(results["test"]["acc"], abs=1e-6)
+    assert metrics["acc"] == pytest.approx(results.test["acc"], abs=1e-6)
     images = write_images(tmp_path / "images", data_dir)
     rows = predict.main(["--ckpt_path", str(ckpt), str(images), "--output", str(tmp_path / "predictions.csv")])
     assert len(rows) == 5
@@ -136,7 +136,7 @@ def test_a_torchvision_network_by_name_trains_evaluates_and_predicts(quick_args,
 
 @pytest.mark.parametrize("problem", ["missing", "truncated", "other_shape"])
 def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, capsys, data_dir, problem):
-    good = trained_runs["manual"]["run_dir"] / "checkpoints" / "best.pt"
+    good = trained_runs["manual"].run_dir / "checkpoints" / "best.pt"
     args = ["--ckpt_path", str(tmp_path / "nope.pt"), "--data.data_dir", data_dir]
     if problem == "truncated":
         (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:1000])
@@ -197,7 +197,7 @@ def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_pa
 
 
 def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp_path, capsys, data_dir):
-    run_dir = trained_runs["manual"]["run_dir"]
+    run_dir = trained_runs["manual"].run_dir
     state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({**state, "args": argparse.Namespace(lr=0.1)}, unsafe)  # an object a weights-only load refuses
@@ -208,7 +208,7 @@ def test_a_checkpoint_with_python_objects_needs_the_trust_flag(trained_runs, tmp
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "--trust_checkpoint true" in errors[0]
     trusted = evaluate.main([*args, "--trust_checkpoint", "true"])
-    assert trusted["acc"] == pytest.approx(trained_runs["manual"]["test"]["acc"], abs=1e-6)  # best.pt's weights
+    assert trusted["acc"] == pytest.approx(trained_runs["manual"].test["acc"], abs=1e-6)  # best.pt's weights
 
 
 def test_the_manual_loop_refuses_a_precision_it_does_not_run(quick_args, capsys):

@@ -29,7 +29,7 @@ BEST = {"manual": (train_manual, "best.pt"), "fabric": (train_fabric, "best.pt")
 def checkpoints(tmp_path_factory, data_dir) -> dict:
     root = tmp_path_factory.mktemp("trained")
     args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "1"]
-    return {rung: entry.main(args)["run_dir"] / "checkpoints" / name for rung, (entry, name) in BEST.items()}
+    return {rung: entry.main(args).run_dir / "checkpoints" / name for rung, (entry, name) in BEST.items()}
 
 
 @pytest.mark.parametrize("rung", BEST)

@@ -88,7 +88,7 @@ READERS = {"csv": read_csv, "tensorboard": read_tensorboard, "wandb": read_wandb
 def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
     args = [*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
-    run_dirs = {name: entry.main(args)["run_dir"] for name, entry in RUNGS.items()}
+    run_dirs = {name: entry.main(args).run_dir for name, entry in RUNGS.items()}
     for run_dir in run_dirs.values():
         assert list(run_dir.glob("checkpoints/last.*")), sorted(run_dir.rglob("*"))  # the run itself happened
     if DEFAULT_LOGGER == "none":  # nothing but the run's own config and checkpoints

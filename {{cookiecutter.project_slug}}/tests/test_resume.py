@@ -36,7 +36,7 @@ def steps_saved(checkpoint: Path) -> int:
 
 def final_weights(results: dict, name: str) -> dict[str, torch.Tensor]:
     """The network after the last step (the entries hand back the best epoch's, which they test)."""
-    return network_weights(torch.load(results["run_dir"] / "checkpoints" / name, weights_only=True))
+    return network_weights(torch.load(results.run_dir / "checkpoints" / name, weights_only=True))
 
 
 def assert_identical(resumed: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
@@ -50,7 +50,7 @@ def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data
     module, script, last, own = ENTRIES[path]
     args = [*QUICK, *own, "--data.data_dir", data_dir, "--trainer.max_epochs", str(EPOCHS), "--data.batch_size", "16"]
     reference_run = module.main([*args, "--run_root", str(tmp_path / "reference")])
-    reference, total = final_weights(reference_run, last), steps_saved(reference_run["run_dir"] / "checkpoints" / last)
+    reference, total = final_weights(reference_run, last), steps_saved(reference_run.run_dir / "checkpoints" / last)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # tests/fake_data.py imports the package beside the entries
     killed_root = tmp_path / "killed"

@@ -69,7 +69,7 @@ def session_alive(pgid: int) -> bool:
 
 def test_the_server_answers_as_predict_refuses_bad_input_bears_load_and_stops_on_sigterm(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path / "runs"), "--trainer.max_epochs", "1"]
-    checkpoint = train_manual.main(args)["run_dir"] / "checkpoints" / "best.pt"
+    checkpoint = train_manual.main(args).run_dir / "checkpoints" / "best.pt"
     data = DataModule(data_dir=data_dir)
     data.setup("test")
     pixels, _ = data.pixels("test")

@@ -2,10 +2,13 @@
 
 import netrc
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import torch
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -14,6 +17,16 @@ from .shared import Metrics
 
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 DEFAULT_LOGGER = "{{ cookiecutter.logger }}"  # chosen when the project was baked; --logger switches
+
+
+@dataclass
+class RunResult:
+    """What a training entry's ``main`` returns: the trained network, its data, the run's directory, the test."""
+
+    net: torch.nn.Module
+    datamodule: LightningDataModule
+    run_dir: Path | None  # None on ranks other than 0 under the Trainer
+    test: dict[str, float] | None = None  # {"loss": ..., "acc": ...}; None when the entry was asked not to test
 
 
 def new_run_dir(root: str | Path, rung: str) -> Path:
