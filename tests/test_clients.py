@@ -77,7 +77,7 @@ def test_cruft_update_brings_the_template_change_and_keeps_the_users_edits(templ
     # The user's edits: a config value and a line of the network
     config, model = project / "configs" / "default.yaml", project / "digits_classifier" / "model.py"
     config.write_text(config.read_text().replace("max_epochs: 15", "max_epochs: 7"))
-    model.write_text(model.read_text().replace("width: int = 32,", "width: int = 24,"))
+    model.write_text(model.read_text().replace("width: PositiveInt = 32,", "width: PositiveInt = 24,"))
     git(project, "commit", "-q", "-am", "My edits")
 
     # The template's change, at commit B: a README section and a config comment
@@ -91,7 +91,7 @@ def test_cruft_update_brings_the_template_change_and_keeps_the_users_edits(templ
     assert cruft.update(project, skip_apply_ask=True) is True
     assert "Commit B of the template." in (project / "README.md").read_text()  # the template's change arrived
     assert "# commit B of the template" in config.read_text()
-    assert "max_epochs: 7" in config.read_text() and "width: int = 24," in model.read_text()  # the user's stayed
+    assert "max_epochs: 7" in config.read_text() and "width: PositiveInt = 24," in model.read_text()  # the user's stayed
     assert not git(project, "diff", "--name-only", "--diff-filter=U")  # no conflicts
     assert cruft.check(project) is True
 

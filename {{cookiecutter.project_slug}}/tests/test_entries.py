@@ -84,17 +84,17 @@ def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
     return {rung: entry.main(args) for rung, entry in RUNG_ENTRIES.items()}
 
 
-@pytest.mark.parametrize(("path", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
-def test_evaluate_reads_either_paths_checkpoint(trained_runs, path, name):
-    metrics = evaluate.main(["--ckpt_path", str(trained_runs[path].run_dir / "checkpoints" / name)])
-    assert metrics["acc"] == pytest.approx(trained_runs[path].test["acc"], abs=1e-6)  # what training printed
+@pytest.mark.parametrize(("rung", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
+def test_evaluate_reads_every_rungs_checkpoint(trained_runs, rung, name):
+    metrics = evaluate.main(["--ckpt_path", str(trained_runs[rung].run_dir / "checkpoints" / name)])
+    assert metrics["acc"] == pytest.approx(trained_runs[rung].test["acc"], abs=1e-6)  # what training printed
 
 
-@pytest.mark.parametrize(("path", "name"), [("trainer", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
-def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, path, name):
+@pytest.mark.parametrize(("rung", "name"), [("trainer", "last.ckpt"), ("fabric", "last.pt"), ("manual", "last.pt")])
+def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path, data_dir, rung, name):
     images = write_images(tmp_path / "images", data_dir)
     out = tmp_path / "predictions.csv"
-    ckpt = trained_runs[path].run_dir / "checkpoints" / name
+    ckpt = trained_runs[rung].run_dir / "checkpoints" / name
     rows = predict.main(["--ckpt_path", str(ckpt), str(images), "--output", str(out)])
     with open(out) as f:
         written = list(csv.DictReader(f))
