@@ -38,7 +38,8 @@ def bake(out: Path) -> Path:
 
 
 def python(project: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+    # input_cost.py lives here, not beside the project's package: the package comes from PYTHONPATH
+    env = {**os.environ, "PYTHONPATH": str(project), "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=capture, text=True,
                           check=True)
 

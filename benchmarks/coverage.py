@@ -10,7 +10,9 @@ data set's module, so the figure is the union over the bakes.
     python benchmarks/coverage.py --out build/coverage -- -k "digits"   # pytest arguments after --
 
 Each measured process writes one data file, so their count is the count of Python processes that the
-suite started and that ended by themselves (a SIGKILLed rank writes none).
+suite started and that ended by themselves (a SIGKILLed rank writes none). ``coverage.json`` (and the tree
+it is relative to) stay in --out for ``benchmarks/coverage_diff.py``, which lists the lines one run covered
+and another does not.
 """
 
 import argparse
@@ -95,6 +97,8 @@ def main() -> None:
     coverage = [sys.executable, "-m", "coverage"]
     subprocess.run([*coverage, "combine", f"--rcfile={rcfile}", "--quiet"], cwd=out, check=True, timeout=600)
     subprocess.run([*coverage, "report", f"--rcfile={rcfile}"], cwd=tree, timeout=600)
+    # for benchmarks/coverage_diff.py: which lines another run covered that this one does not
+    subprocess.run([*coverage, "json", f"--rcfile={rcfile}", "-o", str(out / "coverage.json"), "--quiet"], cwd=tree)
     print(f"\nthe suite: exit {suite.returncode}, {minutes:.1f} min under coverage; "
           f"{processes} measured Python processes (one data file each)")
 
