@@ -48,7 +48,7 @@ demo: install
 # the default hands each worker its share up front); every test has a time limit, and a stall prints every
 # thread's stack.
 test: install
-	$(PY) -m pytest -q -n auto --dist worksteal --timeout 1500 tests
+	$(PY) -m pytest -q -n auto --dist worksteal --timeout 600 tests
 
 # The template's suite under coverage.py, every process it starts measured: the table per file of the baked
 # projects' own code, the union over every bake (benchmarks/coverage.py). Prints, never fails on a figure.

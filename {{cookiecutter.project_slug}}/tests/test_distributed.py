@@ -57,12 +57,14 @@ def assert_every_rung_ends_bit_identical_on_two_processes(run_root, args: list[s
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(470)  # about 3x its 156 s in the template's suite
 def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
     assert_every_rung_ends_bit_identical_on_two_processes(tmp_path, args)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(390)  # about 3x its 129 s in the template's suite
 def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tmp_path, data_dir):
     # Groups of 3 batches, the last group of each epoch short; only a group's last batch syncs gradients.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
@@ -72,6 +74,7 @@ def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["manual", "fabric", "trainer"])
+@pytest.mark.timeout(160)  # about 3x its 53 s in the template's suite
 def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
     # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]

@@ -157,6 +157,7 @@ def test_a_new_run_never_reuses_a_directory(quick_args):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(40)  # about 3x its 10 s in the template's suite
 def test_compare_check_and_json(quick_args, tmp_path):
     out = tmp_path / "figures.json"
     own = ["--check", "--json", str(out), "--plot", str(tmp_path / "c.png")]
@@ -306,6 +307,7 @@ for entry in {ENTRIES!r}:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60)  # about 3x its 18 s in the template's suite
 def test_every_entry_runs_from_the_project_root_without_the_package_on_the_path():
     # As `python train.py` right after baking: no PYTHONPATH, and (in the template's own tests) no install.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

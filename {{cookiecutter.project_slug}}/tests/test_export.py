@@ -33,6 +33,7 @@ def checkpoints(tmp_path_factory, data_dir) -> dict:
 
 
 @pytest.mark.parametrize("rung", BEST)
+@pytest.mark.timeout(70)  # about 3x its 22 s in the template's suite
 def test_every_rungs_checkpoint_exports_to_both_formats_that_compute_what_was_trained(checkpoints, tmp_path, rung):
     figures = export.main(["--ckpt_path", str(checkpoints[rung]), "--output_dir", str(tmp_path)])
     assert figures["pt2"]["passed"] and figures["pt2"]["max_abs_diff"] == 0.0  # bit for bit on the CPU
@@ -72,6 +73,7 @@ def test_a_checkpoint_of_another_shape_fails_in_one_line(checkpoints, tmp_path):
         export.main(["--ckpt_path", str(checkpoints["manual"]), "--output_dir", str(tmp_path), "--model.net.width=8"])
 
 
+@pytest.mark.timeout(60)  # about 3x its 17 s in the template's suite
 def test_predict_gives_the_same_class_at_every_size_and_mode_and_from_every_model_file(checkpoints, tmp_path, capsys):
     data = DataModule()
     data.setup("test")

@@ -75,6 +75,7 @@ def reference(tmp_path_factory, data_dir) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rung", list(ENTRIES))
+@pytest.mark.timeout(140)  # about 3x its 44 s in the template's suite
 def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference, rung):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
     assert_all_passed(wait_all(start_nodes(tmp_path, ENTRIES[rung], args)))
@@ -97,6 +98,7 @@ sys.exit(max(task.wait() for task in tasks))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rung", list(ENTRIES))
+@pytest.mark.timeout(70)  # about 3x its 20 s in the template's suite
 def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference, rung):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -115,6 +117,7 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(250)  # about 3x its 80 s in the template's suite
 def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the_same_weights(tmp_path, data_dir):
     # Batches of 2: enough steps that the run is still under way when its first checkpoint appears
     args = [*QUICK, "--data.data_dir", data_dir, *ARGS, "--data.batch_size", "2", "--save_every_n_steps", "3"]

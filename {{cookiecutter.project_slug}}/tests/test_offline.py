@@ -39,6 +39,7 @@ TIMEOUT = 180  # seconds for each entry point: far above what they need, far bel
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(330)  # about 3x its 107 s in the template's suite
 def test_every_entry_point_finishes_offline_without_a_prompt(tmp_path, data_dir):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(NO_NETWORK)

@@ -67,6 +67,7 @@ def session_alive(pgid: int) -> bool:
         return False
 
 
+@pytest.mark.timeout(100)  # about 3x its 31 s in the template's suite
 def test_the_server_answers_as_predict_refuses_bad_input_bears_load_and_stops_on_sigterm(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path / "runs"), "--trainer.max_epochs", "1"]
     checkpoint = train_manual.main(args).run_dir / "checkpoints" / "best.pt"

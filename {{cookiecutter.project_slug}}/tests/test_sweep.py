@@ -55,6 +55,7 @@ def test_a_bad_search_space_is_one_line_before_any_trial(tmp_path, quick_args, c
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(40)  # about 3x its 11 s in the template's suite
 def test_trials_prune_fail_resume_and_the_best_config_trains_the_same_weights(tmp_path, quick_args):
     args = sweep_args(tmp_path, quick_args, LR_WIDE)
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="space", direction="maximize")
@@ -78,6 +79,7 @@ def test_trials_prune_fail_resume_and_the_best_config_trains_the_same_weights(tm
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(110)  # about 3x its 35 s in the template's suite
 def test_two_workers_run_n_trials_in_all(tmp_path, quick_args):
     args = [*sweep_args(tmp_path, quick_args, epochs=1), "--n_trials", "3", "--n_workers", "2", "--rung", "fabric"]
     result = run_bounded([sys.executable, "sweep.py", *args], timeout=300)
@@ -90,6 +92,7 @@ def test_two_workers_run_n_trials_in_all(tmp_path, quick_args):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(100)  # about 3x its 33 s in the template's suite
 def test_a_killed_worker_leaves_its_trial_failed_and_the_next_worker_runs_it_again(tmp_path, quick_args):
     args = [*sweep_args(tmp_path, quick_args, epochs=100), "--n_trials", "2", "--heartbeat", "1", "--rung", "manual"]
     worker = subprocess.Popen([sys.executable, "sweep.py", *args], cwd=ROOT, start_new_session=True,
