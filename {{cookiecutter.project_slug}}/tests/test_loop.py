@@ -56,10 +56,16 @@ def test_only_the_writer_writes_and_best_needs_a_strictly_better_accuracy(tmp_pa
     writer = LoopCheckpoint(tmp_path / "w", net, optimizer, scheduler, Metrics(10, persistent=True), 1, writer=True)
     progress = Progress()
     writer.end_epoch(progress, {"acc": 0.5})
+    best = [p.clone() for p in net.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():  # the second epoch's weights differ from the best epoch's
+            p.add_(1.0)
     writer.end_epoch(progress, {"acc": 0.5})  # not better: best.pt stays the first epoch's
     assert progress == Progress(epoch=2, batch=0, steps=0)
     assert torch.load(tmp_path / "w" / "best.pt", weights_only=True)["next_epoch"] == 1
     assert torch.load(tmp_path / "w" / "last.pt", weights_only=True)["next_epoch"] == 2
+    writer.load_best()  # the test runs on the best epoch's weights, as Trainer.test(ckpt_path="best")
+    assert all(torch.equal(a, b) for a, b in zip(best, net.parameters(), strict=True))
 
 
 def test_precision_flags():
