@@ -12,8 +12,9 @@ The rungs, each a step up from the one before: the manual loop; Fabric; ``Traine
 Lightning's loop with checkpoints, logging, the progress bar and the sanity check off (for timing only:
 it logs nothing to compare); and the project's Trainer, as ``python train.py`` runs it.
 
-Every rung is measured the same way, from outside: a ``TimedLoader`` stamps each training batch as it is
-handed out, and a ``HistoryLogger`` records what each logs per epoch. No rung's code changes for it.
+Every rung is measured the same way, from outside: a ``StepClock`` stamps each training batch as a
+DataLoader hands it out, and a ``HistoryLogger``, passed to each entry's ``main`` as a user would pass a
+logger of their own, records what it logs per epoch. No rung's code changes for it.
 """
 
 import argparse
@@ -24,25 +25,23 @@ import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _start = time.perf_counter()
 import torch
 from jsonargparse.typing import PositiveInt
-from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.data import DataLoader
 
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors, with_dist_timeout
-from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.cli import ConfigError, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
-from {{ cookiecutter.package_name }}.runs import MemoryLogger
 
 IMPORT_S = time.perf_counter() - _start
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
@@ -50,38 +49,68 @@ WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call di
 warnings.filterwarnings("ignore", message=r"You are trying to `self.log\(\)` but `Trainer\(barebones=True\)`")
 
 
-class TimedLoader(DataLoader):
-    """A DataLoader that stamps the time each batch is handed out, one list of stamps per epoch.
+class StepClock:
+    """Stamps every batch that any DataLoader hands out, and counts the optimizer's steps.
 
-    Between two stamps lies one whole iteration: fetching, the six steps, metrics and every hook. It is
-    a DataLoader, so Fabric and the Trainer take it as they take the project's own.
+    It attaches to torch itself (``DataLoader.__iter__`` and torch's optimizer step hook), so it times every
+    rung the same way and no rung's code changes for it. A training epoch is a pass over a loader during
+    which the optimizer stepped; between two of its stamps lies one whole iteration: fetching, the six
+    steps, metrics and every hook.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.stamps: list[list[float]] = []
+    def __init__(self) -> None:
+        self.passes: list[tuple[list[float], int]] = []  # each loader pass: its stamps, the steps before it
+        self.steps = 0
 
-    def __iter__(self) -> Iterator:
-        stamps: list[float] = []
-        self.stamps.append(stamps)
-        for batch in super().__iter__():
-            stamps.append(time.perf_counter())
-            yield batch
+    @contextmanager
+    def attached(self) -> Iterator["StepClock"]:
+        iterate = DataLoader.__iter__
+
+        def stamped(loader: DataLoader) -> Iterator:
+            stamps: list[float] = []
+            self.passes.append((stamps, self.steps))
+            for batch in iterate(loader):
+                stamps.append(time.perf_counter())
+                yield batch
+
+        hook = register_optimizer_step_post_hook(self.count)
+        DataLoader.__iter__ = stamped
+        try:
+            yield self
+        finally:
+            DataLoader.__iter__ = iterate
+            hook.remove()
+
+    def count(self, *_) -> None:
+        self.steps += 1
+
+    def epochs(self) -> list[list[float]]:
+        """The stamps of each training epoch: the passes during which the optimizer stepped."""
+        ends = [steps for _, steps in self.passes[1:]] + [self.steps]
+        return [stamps for (stamps, start), end in zip(self.passes, ends, strict=True) if end > start]
 
     def step_times(self) -> list[float]:
         """Seconds per step within each epoch after the warm-up; the gaps across validation are left out."""
-        epochs = self.stamps[WARMUP_EPOCHS:] or self.stamps  # a one-epoch run (fast_dev_run) has only the warm-up
+        epochs = self.epochs()
+        epochs = epochs[WARMUP_EPOCHS:] or epochs  # a one-epoch run (fast_dev_run) has only the warm-up
         return [b - a for stamps in epochs for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-class HistoryLogger(MemoryLogger):
-    """Keeps in memory what a rung logs, merged into one row per epoch."""
+class HistoryLogger(Logger):
+    """Keeps in memory what a rung logs, merged into one row per epoch; it writes nothing."""
 
-    name = "history"
+    name, version = "history", 0
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[int, dict[str, float]] = defaultdict(dict)
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if "epoch" in metrics:
@@ -91,64 +120,29 @@ class HistoryLogger(MemoryLogger):
         return [self.rows[epoch] for epoch in sorted(self.rows)]
 
 
-class TimedDataModule(DataModule):
-    """The project's DataModule with timed loaders (the train loader kept as ``timed``) and a ``HistoryLogger``."""
-
-    loader_class = TimedLoader
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.history = HistoryLogger()
-
-    def train_dataloader(self) -> TimedLoader:
-        self.timed = super().train_dataloader()
-        return self.timed
-
-
-class TimedCLI(ProjectCLI):
-    """The project's CLI with the timed DataModule; the history logger joins the run's own loggers."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(datamodule_class=TimedDataModule, **kwargs)
-
-    def start_run(self) -> tuple[Path | None, list[Logger]]:
-        run_dir, loggers = super().start_run()
-        self.datamodule.history.run_dir = run_dir  # the Trainer writes config.yaml to its first logger's save_dir
-        return run_dir, [*loggers, self.datamodule.history]
-
-
-class BarebonesCLI(TimedCLI):
-    """The project's CLI with ``Trainer(barebones=True)``: the config's trainer options, less what barebones refuses."""
-
-    def instantiate_trainer(self, **kwargs) -> Trainer:
-        off = {"logger": False, "callbacks": None, "enable_checkpointing": False, "enable_progress_bar": False}
-        off |= {"enable_model_summary": False, "log_every_n_steps": 0, "num_sanity_val_steps": 0}
-        strategy = with_dist_timeout(self.config_init.trainer.strategy, self.config.dist_timeout, StrategyRegistry)
-        return Trainer(**{**self.config_init.trainer, **off, "strategy": strategy, "barebones": True, **kwargs})
-
-
-# The ladder, from the loop written by hand to the project's Trainer: each rung's entry and CLI. Each is
-# timed, and its weights are checked against the first rung's.
+# The ladder, from the loop written by hand to the project's Trainer: each rung's entry and its own flags.
+# Each is timed, and its weights are checked against the first rung's.
 RUNGS = {
-    "manual": (train_manual.main, TimedCLI),
-    "fabric": (train_fabric.main, TimedCLI),
-    "trainer_barebones": (train.main, BarebonesCLI),
-    "trainer": (train.main, TimedCLI),
+    "manual": (train_manual.main, []),
+    "fabric": (train_fabric.main, []),
+    "trainer_barebones": (train.main, ["--trainer.barebones", "true"]),
+    "trainer": (train.main, []),
 }
 TIMING_ONLY = {"trainer_barebones"}  # logs nothing: its epochs have no metrics to compare
 
 
 def timed_run(rung: str, args: list[str]) -> dict:
-    """Build one rung from the config and train it, timed from outside."""
+    """Train one rung on ``args``, as its entry trains, timed and recorded from outside."""
     start = time.perf_counter()
-    entry, cli_class = RUNGS[rung]
-    results = entry(args, cli_class=cli_class, test=False)
-    data = results.datamodule
+    entry, flags = RUNGS[rung]
+    history = HistoryLogger()
+    with StepClock().attached() as clock:
+        results = entry([*args, *flags, "--test", "false"], loggers=[] if rung in TIMING_ONLY else [history])
     return {
         "net": results.net,
-        "history": data.history.epochs(),
-        "step_times": data.timed.step_times(),
-        "startup_s": data.timed.stamps[0][0] - start,
+        "history": history.epochs(),
+        "step_times": clock.step_times(),
+        "startup_s": clock.epochs()[0][0] - start,
         "total_s": time.perf_counter() - start,
         "run_dir": str(results.run_dir),
     }
@@ -311,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the rungs get their options from main, not from sys.argv
     with one_line_errors():
-        code = main(argv)
+        code = main(sys.argv[1:])
         leave_process_group()  # under torchrun: every rank leaves together
     sys.exit(code)

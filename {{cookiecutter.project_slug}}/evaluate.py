@@ -10,11 +10,11 @@ itself is Lightning's Trainer.test, on one device.
 import lightning as L
 
 from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    cli = ProjectCLI(rung=None, args=args)
+    cli = CheckpointCLI(args=args)
     if not cli.config.ckpt_path:
         raise CheckpointError("pass --ckpt_path, the checkpoint to evaluate")
     load_weights(cli.model.net, cli.config.ckpt_path, cli.config.trust_checkpoint)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
 from {{ cookiecutter.package_name }}.model import ImageClassifier
 
 CHECK = Path(__file__).resolve().parent / "check_export.py"
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--output_dir", default=None, help="default: exported/ in the checkpoint's run directory")
     parser.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS), help="what to write")
     own, rest = parser.parse_known_args(argv)
-    cli = ProjectCLI(rung=None, args=[*rest, "--ckpt_path", own.ckpt_path])
+    cli = CheckpointCLI(args=[*rest, "--ckpt_path", own.ckpt_path])
     net, data = cli.model.net, cli.datamodule
     load_weights(net, own.ckpt_path, cli.config.trust_checkpoint)
     model = ImageClassifier(net, data.mean, data.std).eval()

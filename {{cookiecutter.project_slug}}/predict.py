@@ -22,7 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from {{ cookiecutter.package_name }}.checkpoints import load_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataError, picture_to_pixels, resize_transform
 from {{ cookiecutter.package_name }}.model import ImageClassifier
 
@@ -60,7 +60,7 @@ def load_model(path: str, options: list[str]) -> Model:
             program = torch.export.load(path).module()
             run = lambda images: program(torch.from_numpy(images)).numpy()  # noqa: E731
         return run, lambda image: picture_to_pixels(image, resize, channels), meta["classes"]
-    cli = ProjectCLI(rung=None, args=[*options, "--ckpt_path", path])
+    cli = CheckpointCLI(args=[*options, "--ckpt_path", path])
     load_weights(cli.model.net, path, cli.config.trust_checkpoint)
     data = cli.datamodule
     model = ImageClassifier(cli.model.net, data.mean, data.std).eval()

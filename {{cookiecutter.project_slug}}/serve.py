@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
 
 from {{ cookiecutter.package_name }}.checkpoints import load_weights, read_checkpoint
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
 from {{ cookiecutter.package_name }}.model import ImageClassifier
 
 MAX_PIXELS = 4096 * 4096  # refused before decoding: PIL only warns up to twice its own limit of 89M pixels
@@ -70,7 +70,7 @@ class ImageAPI(ls.LitAPI):
         self.ckpt_path, self.options = ckpt_path, options
 
     def setup(self, device: str) -> None:
-        cli = ProjectCLI(rung=None, args=[*self.options, "--ckpt_path", self.ckpt_path])
+        cli = CheckpointCLI(args=[*self.options, "--ckpt_path", self.ckpt_path])
         load_weights(cli.model.net, self.ckpt_path, cli.config.trust_checkpoint)
         data = cli.datamodule
         self.model = ImageClassifier(cli.model.net, data.mean, data.std).eval().to(device)

@@ -41,7 +41,6 @@ import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.runs import MemoryLogger, close_loggers
 
 RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
@@ -76,7 +75,7 @@ def load_space(path: Path) -> dict[str, BaseDistribution]:
 
 def check_space(space: dict[str, BaseDistribution], args: list[str]) -> ProjectCLI:
     """Parse every trial's common options once, then each end of each range and each choice, as a flag."""
-    cli = ProjectCLI(rung=None, args=args)
+    cli = ProjectCLI(args=args)
     if cli.config.trainer.devices not in (1, "1"):
         raise ConfigError("a sweep runs each trial in one process: for more devices, start more workers")
     cli.parser.exit_on_error = False  # a refused value raises here, and is reported with the option's name
@@ -106,19 +105,26 @@ def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object
     return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
-class TrialReporter(MemoryLogger):
+class TrialReporter(Logger):
     """A logger that reports each epoch's metric to the trial, and stops the run when the pruner says so.
 
-    Every rung logs its epoch metrics through its loggers, so one reporter serves the Trainer and both
-    hand-written loops: ``trial.report``, then ``trial.should_prune``.
+    Every rung takes loggers of its own beside the --logger one and logs its epoch metrics through them,
+    so one reporter serves the Trainer and both hand-written loops: ``trial.report``, then
+    ``trial.should_prune``. It writes nothing.
     """
 
-    name = "optuna"
+    name, version = "optuna", 0
 
     def __init__(self, trial: Trial, metric: str) -> None:
         super().__init__()
         self.trial, self.metric, self.value = trial, metric, None
-        self.loggers: list[Logger] = []  # the run's own loggers, closed by the sweep if the trial stops early
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.metric not in metrics or "epoch" not in metrics:
@@ -129,29 +135,21 @@ class TrialReporter(MemoryLogger):
             raise optuna.TrialPruned(f"{self.metric} {self.value:.4f} after epoch {epoch}")
 
 
-class TrialCLI(ProjectCLI):
-    """The project's CLI for one trial: the run's loggers, and the trial's reporter after them."""
+def objective(
+    trial: Trial, space: dict[str, BaseDistribution], args: list[str], rung: str, metric: str, study_dir: Path
+) -> float:
+    """Train one trial: the common options, then the trial's values as flags; the metric's last value.
 
-    def __init__(self, reporter: TrialReporter, **kwargs) -> None:
-        self.reporter = reporter
-        super().__init__(**kwargs)
-
-    def start_run(self):
-        run_dir, loggers = super().start_run()
-        self.reporter.run_dir, self.reporter.loggers = run_dir, loggers
-        self.reporter.trial.set_user_attr("run_dir", str(run_dir))
-        return run_dir, [*loggers, self.reporter]
-
-
-def objective(trial: Trial, space: dict[str, BaseDistribution], args: list[str], rung: str, metric: str) -> float:
-    """Train one trial: the common options, then the trial's values as flags; the metric's last value."""
+    ``args`` put the runs in ``study_dir``. The trial's run directory is named before it starts,
+    trial-<number>-<rung>, so that a trial whose worker dies still points to its run.
+    """
     values = {option: suggest(trial, option, distribution) for option, distribution in space.items()}
     flags = [f"--{option}={flag_value(value)}" for option, value in values.items()]
+    name = f"trial-{trial.number}"
+    trial.set_user_attr("run_dir", str(study_dir / f"{name}-{rung}"))
     reporter = TrialReporter(trial, metric)
-    finished = False
     try:
-        RUNGS[rung]([*args, *flags], cli_class=partial(TrialCLI, reporter), test=False)
-        finished = True
+        results = RUNGS[rung]([*args, *flags, "--run_name", name, "--test", "false"], loggers=[reporter])
     except optuna.TrialPruned:
         raise
     except SystemExit as error:  # the parser refused a combination, on stderr
@@ -160,9 +158,7 @@ def objective(trial: Trial, space: dict[str, BaseDistribution], args: list[str],
     except Exception as error:
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
         raise
-    finally:
-        if not finished:
-            close_loggers(reporter.loggers)  # a run stopped early: flush its logs, end its wandb run
+    trial.set_user_attr("run_dir", str(results.run_dir))  # the same, unless a directory of that name was there
     if reporter.value is None:
         raise RuntimeError(f"the run logged no {metric}")
     return reporter.value
@@ -321,7 +317,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     if own.n_workers > 1:
         run_workers(argv, own.n_workers)
     else:
-        trial_objective = partial(objective, space=space, args=trial_args, rung=own.rung, metric=own.metric)
+        trial_objective = partial(
+            objective, space=space, args=trial_args, rung=own.rung, metric=own.metric, study_dir=study_dir
+        )
         work(study, trial_objective, own.n_trials, lock)
     if not own.worker:
         report(study, study_dir, own.metric)
@@ -329,6 +327,5 @@ def main(argv: list[str] | None = None) -> optuna.Study:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the trials get their options from main, not from sys.argv
     with one_line_errors():
-        main(argv)
+        main(sys.argv[1:])

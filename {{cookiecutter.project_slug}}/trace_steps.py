@@ -25,14 +25,17 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from lightning.fabric import Fabric
 from lightning.fabric.wrappers import _FabricModule, _FabricOptimizer
+from lightning.pytorch import LightningModule
+from torch import nn
+from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.utils.data import DataLoader
 
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.cli import ConfigError, one_line_errors
 from {{ cookiecutter.package_name }}.module import Classifier
 
 SIX = {
@@ -65,17 +68,24 @@ ENTRIES = {"manual": train_manual.main, "fabric": train_fabric.main, "trainer": 
 
 
 class Trace:
-    """What happened during each traced batch, as (batch, depth, label), in order."""
+    """What happened during each batch that any DataLoader handed out, as (pass, batch, depth, label), in order.
+
+    A pass is one iteration over a loader. Which passes trained is known at the end: those during which the
+    optimizer stepped. The others (validation, the Trainer's sanity check) are left out.
+    """
 
     def __init__(self) -> None:
-        self.events: list[tuple[int, int, str]] = []
-        self.batch: int | None = None  # None outside the training batches: validation is not traced
+        self.events: list[tuple[int, int, int, str]] = []
+        self.passes = 0
+        self.batch: tuple[int, int] | None = None  # (pass, batch) of the batch handed out last
         self.depth = 0
+        self.forwarded = False  # the network's forward of this batch has been seen
         self.batch_tensors: set[int] = set()
+        self.trained: set[int] = set()  # the passes during which the optimizer stepped
 
     def add(self, label: str) -> None:
         if self.batch is not None:
-            self.events.append((self.batch, self.depth, label))
+            self.events.append((*self.batch, self.depth, label))
 
     @contextmanager
     def nested(self, label: str) -> Iterator[None]:
@@ -86,40 +96,37 @@ class Trace:
         finally:
             self.depth -= 1
 
+    def batches(self, batches: int) -> list[tuple[int, int, str]]:
+        """The events of the first ``batches`` batches of the first pass that trained."""
+        first = min(self.trained)
+        return [
+            (batch, depth, label) for pass_, batch, depth, label in self.events if pass_ == first and batch < batches
+        ]
+
 
 TRACE = Trace()
+# The modules that wrap the network: its forward is the first call of another module in a batch.
+WRAPPERS = (LightningModule, _FabricModule, DistributedDataParallel)
 
 
-class TracedLoader(DataLoader):
-    """The training loader opens a new batch in the trace as it hands each one out; any other loader ends the
-    trace (validation is not traced: the Trainer never asks the training loader for more after its last batch)."""
+def traced_iter(iterate: Callable) -> Callable:
+    """``DataLoader.__iter__`` that opens a new batch in the trace as it hands each one out."""
 
-    training = False
-
-    def __iter__(self) -> Iterator:
-        TRACE.batch = None
-        for index, batch in enumerate(super().__iter__()):
-            if self.training:
-                TRACE.batch, TRACE.depth, TRACE.batch_tensors = index, 0, {id(tensor) for tensor in batch}
+    def each_batch(loader: DataLoader) -> Iterator:
+        TRACE.passes += 1
+        for index, batch in enumerate(iterate(loader)):
+            TRACE.batch, TRACE.depth, TRACE.forwarded = (TRACE.passes, index), 0, False
+            TRACE.batch_tensors = {id(tensor) for tensor in batch}
             yield batch
-        TRACE.batch = None
+
+    return each_batch
 
 
-class TracedDataModule(DataModule):
-    loader_class = TracedLoader
-
-    def train_dataloader(self) -> TracedLoader:
-        loader = super().train_dataloader()
-        loader.training = True
-        return loader
-
-
-class TracedCLI(ProjectCLI):
-    """The project's CLI with the traced DataModule; the network's forward is traced from the moment it exists."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(datamodule_class=TracedDataModule, **kwargs)
-        self.model.net.register_forward_pre_hook(lambda module, args: step(3) if module.training else None)
+def traced_forward(module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook on every module: the first one of a batch that is not a wrapper is the network."""
+    if module.training and not TRACE.forwarded and not isinstance(module, WRAPPERS):
+        TRACE.forwarded = True
+        step(3)
 
 
 def step(number: int) -> None:
@@ -187,14 +194,16 @@ def six_steps_traced(rung: str) -> Iterator[None]:
         # optimizer.step(): entered, then (after the closure, for the Trainer) the update itself
         pre = register_optimizer_step_pre_hook(lambda optimizer, *_: start_of_step(optimizer))
         post = register_optimizer_step_post_hook(lambda *_: end_of_step())
-        stack.callback(pre.remove)
-        stack.callback(post.remove)
+        forward = register_module_forward_pre_hook(traced_forward)
+        for hook in (pre, post, forward):
+            stack.callback(hook.remove)
+        stack.enter_context(patched(DataLoader, "__iter__", traced_iter(DataLoader.__iter__)))
         for owner, name, label in CALLS[rung]:
             stack.enter_context(patched(owner, name, wrapped(getattr(owner, name), label)))
         # --trainer.gradient_clip_val: torch's clipping, called by Lightning, by Fabric and by the manual loop
-        for owner in (torch.nn.utils, train_manual):
-            for name in ("clip_grad_norm_", "clip_grad_value_"):
-                stack.enter_context(patched(owner, name, wrapped(getattr(owner, name), f"{name}: clip the gradients")))
+        for name in ("clip_grad_norm_", "clip_grad_value_"):
+            clip = wrapped(getattr(torch.nn.utils, name), f"{name}: clip the gradients")
+            stack.enter_context(patched(torch.nn.utils, name, clip))
         yield
 
 
@@ -207,6 +216,8 @@ def start_of_step(optimizer: torch.optim.Optimizer) -> None:
 def end_of_step() -> None:
     step(6)
     TRACE.depth -= 1
+    if TRACE.batch is not None:
+        TRACE.trained.add(TRACE.batch[0])
 
 
 def trace(rung: str, args: list[str], batches: int = 1) -> list[tuple[int, int, str]]:
@@ -216,8 +227,8 @@ def trace(rung: str, args: list[str], batches: int = 1) -> list[tuple[int, int, 
     quiet = ["--logger", "none", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     with tempfile.TemporaryDirectory() as run_root, six_steps_traced(rung), redirect_stdout(io.StringIO()):
         args = [*args, *quiet, "--trainer.max_epochs", "1", "--run_root", run_root]
-        ENTRIES[rung](args, cli_class=TracedCLI, test=False)  # its own prints left out: the trace alone on stdout
-    return [event for event in TRACE.events if event[0] < batches]
+        ENTRIES[rung]([*args, "--test", "false"])  # its own prints left out: the trace alone on stdout
+    return TRACE.batches(batches)
 
 
 def format_trace(rung: str, events: list[tuple[int, int, str]]) -> str:
@@ -246,6 +257,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the rungs get their options from main, not from sys.argv
     with one_line_errors():
-        sys.exit(main(argv))
+        sys.exit(main(sys.argv[1:]))

@@ -9,14 +9,19 @@ The CLI builds the LightningModule (module.py), the DataModule (data.py) and the
 runs the loop that train_manual.py writes out by hand.
 """
 
+from collections.abc import Sequence
+
+from lightning.pytorch.loggers import Logger
+
 from {{ cookiecutter.package_name }}.checkpoints import find_checkpoint, read_checkpoint
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import TrainerCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, say
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> RunResult:
-    cli = cli_class(rung="trainer", args=args)
+def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
+    """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
+    cli = TrainerCLI(args, loggers)
     trainer = cli.trainer
     trusted, ckpt_path = cli.config.trust_checkpoint, None
     if cli.config.ckpt_path:  # a missing, corrupt or unsafe file fails here, in one line
@@ -24,7 +29,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
         read_checkpoint(ckpt_path, trusted)
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=not trusted)
     results = RunResult(cli.model.net, cli.datamodule, cli.run_dir)
-    if test:
+    if cli.config.test:
         best = cli.best_checkpoint.best_model_path or None  # none under fast_dev_run
         metrics = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
         results.test = {"loss": metrics["test/loss"], "acc": metrics["test/acc"]}

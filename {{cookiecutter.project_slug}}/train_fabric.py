@@ -9,8 +9,11 @@ them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where t
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
 """
 
+from collections.abc import Sequence
+
 import lightning as L
 from lightning.fabric.utilities.seed import reset_seed
+from lightning.pytorch.loggers import Logger
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
@@ -49,8 +52,9 @@ def train_epoch(model, loader, optimizer, fabric, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> RunResult:
-    cli = cli_class(rung=RUNG, args=args)
+def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
+    """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
+    cli = ProjectCLI(args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
@@ -67,7 +71,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run() if writer else (None, [])  # only rank 0 writes
+    run_dir, loggers = cli.start_run(RUNG, loggers) if writer else (None, [])  # only rank 0 writes
     run_dir = fabric.broadcast(run_dir)
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
@@ -91,7 +95,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
             break  # --trainer.max_steps
 
     results = RunResult(net, data, run_dir)
-    if test:
+    if config.test:
         fabric.barrier()  # rank 0 has written best.pt
         checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
         results.test = evaluate_test(net, data, device, options.autocast, options.test_limit)

@@ -9,12 +9,14 @@ them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where t
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
 """
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
+from lightning.pytorch.loggers import Logger
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils import clip_grad_norm_, clip_grad_value_
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
@@ -46,7 +48,7 @@ def train_epoch(model, loader, optimizer, device, options: LoopOptions, progress
             (loss / options.accumulate).backward()  # 5. backward: add this batch's share to every .grad
         if steps:
             if options.clip_val:  # --trainer.gradient_clip_val, between backward and step as in the Trainer
-                clip = clip_grad_value_ if options.clip_algorithm == "value" else clip_grad_norm_
+                clip = nn.utils.clip_grad_value_ if options.clip_algorithm == "value" else nn.utils.clip_grad_norm_
                 clip(model.parameters(), options.clip_val)
             optimizer.step()  # 6. update the weights
             progress.steps += 1
@@ -55,8 +57,9 @@ def train_epoch(model, loader, optimizer, device, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
-def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True) -> RunResult:
-    cli = cli_class(rung=RUNG, args=args)
+def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
+    """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
+    cli = ProjectCLI(args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
@@ -70,7 +73,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run() if writer else (None, [])  # only rank 0 writes
+    run_dir, loggers = cli.start_run(RUNG, loggers) if writer else (None, [])  # only rank 0 writes
     run_dir = from_rank_zero(run_dir)
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
@@ -95,7 +98,7 @@ def main(args: list[str] | None = None, cli_class=ProjectCLI, test: bool = True)
             break  # --trainer.max_steps
 
     results = RunResult(net, data, run_dir)
-    if test:
+    if config.test:
         barrier()  # rank 0 has written best.pt
         checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
         results.test = evaluate_test(net, data, device, options.autocast, options.test_limit)

@@ -1,5 +1,6 @@
 """The docs cannot go stale: the code they quote, the files they name and the options they show must exist."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def tables(text: str) -> list[list[list[str]]]:
 
 
 def test_every_line_six_steps_quotes_from_the_loops_is_in_them():
-    package = ROOT / train.ProjectCLI.__module__.partition(".")[0]
+    package = ROOT / train.TrainerCLI.__module__.partition(".")[0]
     quoted = 0
     for table in tables((ROOT / "docs" / "six_steps.md").read_text()):
         for column, header in enumerate(table[0]):
@@ -49,7 +50,7 @@ def test_every_line_six_steps_quotes_from_the_loops_is_in_them():
 
 
 def test_every_file_the_readme_names_exists():
-    package = train.ProjectCLI.__module__.partition(".")[0]
+    package = train.TrainerCLI.__module__.partition(".")[0]
     text = (ROOT / "README.md").read_text()
     named = set(re.findall(rf"`((?:{package}|docs|configs|tests)/[\w./<>-]+)`", text.replace("<package>", package)))
     assert len(named) >= 8
@@ -72,7 +73,32 @@ RETIRED = {
     r"--path\b|\bpaths\[|\"paths\"|lightning_ms_per_step": "a way of training is a rung: --rung, rungs",
     r"\b(both|either|two|each|every)[ _]paths?\b": "the rungs are rungs, not paths",
     r"mark\.once|-m \"?once": "the once marker is retired: the template runs the slow tier on one bake",
+    r"cli_class|loader_class|MemoryLogger|\bTimedCLI|\bTracedCLI|\bTrialCLI|\bBarebonesCLI|CLI\(rung=|test=False": (
+        "the tools attach through loggers, torch's hooks and documented flags, not hooks of their own"
+    ),
 }
+
+
+def imports_of(path: Path) -> set[str]:
+    """The top-level names of the modules that a Python file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.partition(".")[0])
+    return found
+
+
+def test_no_entry_imports_another_entry():
+    """The entries read on their own: only the tools (compare, sweep, trace_steps) call the rungs' main."""
+    scripts = {path.stem for path in ROOT.glob("*.py")}
+    imported = {name: imports_of(ROOT / f"{name}.py") & scripts for name in scripts}
+    assert imported["compare"] == {"train", "train_manual", "train_fabric"}  # the check can see an import
+    crossed = {
+        name: found for name, found in imported.items() if found and name not in {"compare", "sweep", "trace_steps"}
+    }
+    assert len(scripts) >= 10 and not crossed, crossed
 
 
 def test_no_retired_name_comes_back():

@@ -35,17 +35,17 @@ def test_help_lists_every_option(capsys):
 
 def test_overrides_reach_the_objects(quick_args):
     overrides = ["--model.lr", "0.01", "--trainer.max_epochs", "2", "--data.batch_size", "8", "--model.net.width", "4"]
-    cli = ProjectCLI(rung="manual", args=[*quick_args, *overrides])
+    cli = ProjectCLI(args=[*quick_args, *overrides])
     assert cli.model.hparams.lr == 0.01 and cli.config.trainer.max_epochs == 2
     assert cli.datamodule.hparams.batch_size == 8 and cli.model.net.features[0].out_channels == 4
     assert cli.model.net.classifier[-1].out_features == cli.datamodule.num_classes
 
 
 def test_config_file_round_trip(quick_args, tmp_path):
-    first = ProjectCLI(rung="manual", args=[*quick_args, "--model.lr", "0.005", "--data.batch_size", "16"])
+    first = ProjectCLI(args=[*quick_args, "--model.lr", "0.005", "--data.batch_size", "16"])
     path = tmp_path / "config.yaml"
     path.write_text(first.parser.dump(first.config))
-    second = ProjectCLI(rung="manual", args=["--config", str(path)])
+    second = ProjectCLI(args=["--config", str(path)])
     assert second.config.clone().as_dict() | {"config": None} == first.config.as_dict() | {"config": None}
     assert second.model.hparams == first.model.hparams and second.datamodule.hparams == first.datamodule.hparams
 
@@ -152,8 +152,23 @@ def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, capsys, da
 
 
 def test_a_new_run_never_reuses_a_directory(quick_args):
-    dirs = {ProjectCLI(rung="manual", args=quick_args).start_run()[0] for _ in range(3)}
+    dirs = {ProjectCLI(args=quick_args).start_run("manual")[0] for _ in range(3)}
     assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
+    named = [ProjectCLI(args=[*quick_args, "--run_name", "try"]).start_run("fabric")[0].name for _ in range(2)]
+    assert named == ["try-fabric", "try-fabric-1"]
+
+
+def test_barebones_trains_the_same_weights_without_the_projects_extras(quick_args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
+        train.main([*quick_args, "--trainer.barebones", "true"])  # a test needs the logging barebones turns off
+    assert exit_info.value.code == 2 and "--test false" in one_error_line(capsys)
+    assert not list((tmp_path / "runs").rglob("*"))
+    args = [*quick_args, "--trainer.max_epochs", "1", "--test", "false", "--logger", "csv"]
+    barebones = train.main([*args, "--trainer.barebones", "true"])
+    manual = train_manual.main(args)
+    assert barebones.test is None and [p.name for p in barebones.run_dir.iterdir()] == ["config.yaml"]
+    weights, expected = barebones.net.state_dict(), manual.net.state_dict()
+    assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
 
 
 @pytest.mark.slow

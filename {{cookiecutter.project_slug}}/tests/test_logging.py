@@ -12,6 +12,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from lightning.pytorch.loggers import Logger
+
 import train
 import train_fabric
 import train_manual
@@ -85,10 +87,38 @@ def wandb_records(data: bytes) -> list:
 READERS = {"csv": read_csv, "tensorboard": read_tensorboard, "wandb": read_wandb}
 
 
+class Recorder(Logger):
+    """A logger of the caller's own, as ``main(args, loggers=[...])`` takes it: it keeps what it is given."""
+
+    name, version = "recorder", 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.series: Series = defaultdict(list)
+        self.config: dict = {}
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        self.config.update(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            if "/" in key:
+                self.series[key].append((step, float(value)))
+
+
 def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
     args = [*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
-    run_dirs = {name: entry.main(args).run_dir for name, entry in RUNGS.items()}
+    recorders = {name: Recorder() for name in RUNGS}
+    run_dirs = {name: entry.main(args, loggers=[recorders[name]]).run_dir for name, entry in RUNGS.items()}
+    recorded = {name: dict(recorder.series) for name, recorder in recorders.items()}
+    for name, recorder in recorders.items():  # a logger passed in gets the run's config and every row
+        assert recorder.config["trainer"]["max_epochs"] == 2 and recorded[name] == recorded["trainer"], name
+    assert [step for step, _ in recorded["trainer"]["test/acc"]] == [recorded["trainer"]["val/acc"][-1][0] + 1]
     for run_dir in run_dirs.values():
         assert list(run_dir.glob("checkpoints/last.*")), sorted(run_dir.rglob("*"))  # the run itself happened
     if DEFAULT_LOGGER == "none":  # nothing but the run's own config and checkpoints
@@ -102,3 +132,4 @@ def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
     assert set(trainer) >= {f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc")}
     for name in ("manual", "fabric"):
         assert logged[name] == trainer, f"{name} logs other steps or values than the Trainer"
+    assert trainer == {key: rows for key, rows in recorded["trainer"].items() if key in trainer}

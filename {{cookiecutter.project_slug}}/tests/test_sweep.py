@@ -74,7 +74,9 @@ def test_trials_prune_fail_resume_and_the_best_config_trains_the_same_weights(tm
     assert {path.name for path in study_dir.iterdir()} >= {"best.yaml", "history.png", "importances.png"}
     best = load(tmp_path).best_trial
     weights = network_weights(read_checkpoint(next(Path(best.user_attrs["run_dir"]).glob("checkpoints/last.*"))))
-    again = train.main(["--config", str(study_dir / "best.yaml"), "--run_root", str(tmp_path / "again")], test=False)
+    again = train.main(
+        ["--config", str(study_dir / "best.yaml"), "--run_root", str(tmp_path / "again"), "--test", "false"]
+    )
     assert all(torch.equal(weights[k], again.net.state_dict()[k]) for k in weights)
 
 

@@ -9,15 +9,16 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
@@ -36,8 +37,11 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml
 
 
 # Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
-RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "ckpt_path", "trust_checkpoint", "save_every_n_steps")
-RUN_ONLY_OPTIONS += ("dist_timeout", "logger_group")
+RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "run_name", "ckpt_path", "trust_checkpoint")
+RUN_ONLY_OPTIONS += ("save_every_n_steps", "dist_timeout", "logger_group", "test")
+# What --trainer.barebones turns off, so that the project's own callbacks and logger step aside too.
+BAREBONES = {"enable_checkpointing": False, "enable_progress_bar": False}
+BAREBONES |= {"enable_model_summary": False, "log_every_n_steps": 0, "num_sanity_val_steps": 0}
 
 
 class ConfigError(ValueError):
@@ -63,33 +67,40 @@ class OneLineErrorParser(LightningArgumentParser):
 
 
 class ProjectCLI(LightningCLI):
-    """Parses the config and the flags, seeds, and builds the DataModule and the model.
+    """Parses the config and the flags, seeds, and builds the DataModule and the model; no Trainer.
 
-    ``rung`` names the way of training this parse is for: ``"trainer"`` also builds the Trainer, with
-    a fresh run directory and the run's logger; ``"manual"`` and ``"fabric"`` stop before the Trainer,
-    and their loops ask for their run directory with ``start_run``. ``None`` (evaluate.py, predict.py) trains nothing;
-    given a checkpoint inside a run directory, it reads that run's config.yaml first.
+    The hand-written loops (train_manual.py, train_fabric.py) parse with this class and ask for their
+    run directory with ``start_run``; train.py parses with ``TrainerCLI``, which also builds the Trainer;
+    evaluate.py, predict.py, export.py and serve.py parse with ``CheckpointCLI``, which reads the
+    checkpoint's run config first.
     """
 
-    def __init__(self, rung: str | None = "trainer", args: list[str] | None = None, **kwargs: Any) -> None:
-        self.rung, self.run_dir, self.loggers = rung, None, []
+    def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
         defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.exists() else []
-        if rung is None:
-            defaults += run_config_of(sys.argv[1:] if args is None else args)
         kwargs.setdefault("datamodule_class", DataModule)
         super().__init__(
             Classifier,
             args=args,
             run=False,  # `python train.py` with no subcommand: the entries call fit and test themselves
             auto_configure_optimizers=False,  # the optimizer lives in shared.py, for every way of training
-            parser_kwargs={"default_config_files": defaults},
+            parser_kwargs={"default_config_files": defaults + self.config_files(args)},
             parser_class=OneLineErrorParser,
             **kwargs,
         )
 
+    def config_files(self, args: list[str] | None) -> list[str]:
+        """Config files read after configs/default.yaml and before the flags: none here."""
+        return []
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--logger", type=LoggerName, default=DEFAULT_LOGGER, help="Experiment logger.")
         parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="Names the run's directory <run_name>-<rung> (default: <date>_<time>-<rung>).",
+        )
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
         )
@@ -98,6 +109,12 @@ class ProjectCLI(LightningCLI):
             type=bool,
             default=False,
             help="Unpickle any object in --ckpt_path, which can run code: only for a file you trust.",
+        )
+        parser.add_argument(
+            "--test",
+            type=bool,
+            default=True,
+            help="After training, test the best checkpoint on the test split (false: train only, as a sweep's trials).",
         )
         parser.add_argument(
             "--save_every_n_steps",
@@ -130,51 +147,38 @@ class ProjectCLI(LightningCLI):
             if type(value) in (PositiveInt, ClosedUnitInterval):
                 init_args[name] = int(value) if isinstance(value, int) else float(value)
 
-    def instantiate_trainer(self, **kwargs: Any):
-        """The Trainer, for ``rung="trainer"`` only: with its run directory, logger and checkpoints."""
-        if self.rung != "trainer":
-            return None
-        self.run_dir, self.loggers = self.start_run()
-        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None  # rank 0's is sent to the others
-        # best.ckpt by validation accuracy, for the test at the end
-        self.best_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max")
-        # last.ckpt after every epoch, to resume from (save_last=True rewrites it only when best.ckpt improves)
-        last = ModelCheckpoint(
-            dirpath=ckpt_dir, filename="last", enable_version_counter=False, save_on_train_epoch_end=False
-        )
-        callbacks = [*(self.config_init.trainer.callbacks or []), self.best_checkpoint, last]
-        if self.config.trainer.enable_progress_bar is not False:
-            # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
-            callbacks.append(TQDMProgressBar(refresh_rate=20))
-        strategy = with_dist_timeout(self.config_init.trainer.strategy, self.config.dist_timeout, StrategyRegistry)
-        return super().instantiate_trainer(
-            default_root_dir=self.run_dir,
-            logger=self.loggers or False,
-            callbacks=callbacks,
-            strategy=strategy,
-            **kwargs,
-        )
+    def instantiate_trainer(self, **kwargs: Any) -> None:
+        """No Trainer: the hand-written loops run their own."""
+        return None
 
-    def start_run(self) -> tuple[Path | None, list[Logger]]:
-        """Make this run's directory (rank 0; the others get it as ``None``) and its loggers (rank 0 only).
+    def start_run(self, rung: str, loggers: Sequence[Logger] = ()) -> tuple[Path | None, list[Logger]]:
+        """Make this run's directory (rank 0; the others get it as ``None``), write its config.yaml there,
+        and open its loggers: the one --logger names, then ``loggers`` (rank 0 only).
 
-        Called once the model and the data exist, so an invalid config writes nothing.
+        ``rung`` names the directory, runs/<date>_<time>-<rung>. Called once the model and the data exist,
+        so an invalid config writes nothing.
         """
         rank = rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in a single process
-        run_dir = shared_run_dir(self.config.run_root, self.rung, rank)
+        run_dir = shared_run_dir(self.config.run_root, rung, rank, self.config.run_name)
         chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
         if rank != 0:
             logger = None
-        elif isinstance(chosen, Logger) or chosen is False:
-            logger = chosen or None
+        elif isinstance(chosen, Logger) or chosen is False or self.config.trainer.barebones:
+            logger = chosen or None  # --trainer.barebones: no --logger, on every rung
         else:
             group = self.config.logger_group or self.config_id()
-            logger = build_logger(self.config.logger, run_dir, PROJECT, self.rung, group)
-        if rank == 0 and self.rung != "trainer":  # the Trainer's SaveConfigCallback and loggers do their own
-            self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
-            if logger is not None:
-                logger.log_hyperparams(self.config.as_dict())
-        return run_dir, [logger] if logger is not None else []
+            logger = build_logger(self.config.logger, run_dir, PROJECT, rung, group)
+        if rank != 0:
+            return run_dir, []
+        self.save_run_config(run_dir)
+        opened = [*([logger] if logger is not None else []), *loggers]
+        for each in opened:
+            each.log_hyperparams(self.config.as_dict())
+        return run_dir, opened
+
+    def save_run_config(self, run_dir: Path) -> None:
+        """The run's config.yaml: everything it was trained with, to train it again with --config."""
+        self.parser.save(self.config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
 
     def fabric_arguments(self) -> dict[str, Any]:
         """Fabric's arguments from the trainer options: devices, nodes, strategy (with --dist_timeout), precision."""
@@ -195,6 +199,67 @@ class ProjectCLI(LightningCLI):
         for key in RUN_ONLY_OPTIONS:
             config.pop(key, None)
         return "config-" + hashlib.sha1(self.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """The Trainer's config.yaml, in the run directory (the Trainer's default_root_dir) whatever its loggers."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        path = Path(trainer.default_root_dir) / "config.yaml"
+        self.parser.save(self.config, str(path), skip_none=False, overwrite=False)
+
+
+class TrainerCLI(ProjectCLI):
+    """ProjectCLI that also builds the Trainer (train.py): with its run directory, loggers and checkpoints.
+
+    ``loggers`` join the one --logger names, as the loops' ``start_run`` takes them.
+    """
+
+    def __init__(self, args: list[str] | None = None, loggers: Sequence[Logger] = (), **kwargs: Any) -> None:
+        self.extra_loggers = list(loggers)
+        kwargs.setdefault("save_config_kwargs", {"save_to_log_dir": False})  # SaveRunConfig knows where
+        super().__init__(args, save_config_callback=SaveRunConfig, **kwargs)
+
+    def save_run_config(self, run_dir: Path) -> None:
+        """Not yet: Lightning's SaveConfigCallback writes it as fit starts, once train.py's checks have passed."""
+
+    def instantiate_trainer(self, **kwargs: Any):
+        """The Trainer, with its run directory, loggers and checkpoints; under --trainer.barebones, none of them."""
+        barebones = self.config.trainer.barebones  # Lightning's loop alone: no logger, checkpoints or progress bar
+        if barebones and self.config.test:
+            raise ConfigError("--trainer.barebones logs nothing, so a test would have no figures: add --test false")
+        strategy = with_dist_timeout(self.config_init.trainer.strategy, self.config.dist_timeout, StrategyRegistry)
+        self.run_dir, self.loggers = self.start_run("trainer", self.extra_loggers)  # under barebones: no --logger
+        self.best_checkpoint = None
+        if barebones:
+            off = {**BAREBONES, "logger": self.loggers or False}  # a logger passed in is Lightning's to refuse
+            return LightningCLI.instantiate_trainer(self, strategy=strategy, default_root_dir=self.run_dir, **off)
+        ckpt_dir = self.run_dir / "checkpoints" if self.run_dir else None  # rank 0's is sent to the others
+        # best.ckpt by validation accuracy, for the test at the end
+        self.best_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max")
+        # last.ckpt after every epoch, to resume from (save_last=True rewrites it only when best.ckpt improves)
+        last = ModelCheckpoint(
+            dirpath=ckpt_dir, filename="last", enable_version_counter=False, save_on_train_epoch_end=False
+        )
+        callbacks = [*(self.config_init.trainer.callbacks or []), self.best_checkpoint, last]
+        if self.config.trainer.enable_progress_bar is not False:
+            # Redrawing the bar every step costs more than a tiny model's step; every 20 is plenty.
+            callbacks.append(TQDMProgressBar(refresh_rate=20))
+        return LightningCLI.instantiate_trainer(  # ProjectCLI's builds none
+            self,
+            default_root_dir=self.run_dir,
+            logger=self.loggers or False,
+            callbacks=callbacks,
+            strategy=strategy,
+            **kwargs,
+        )
+
+class CheckpointCLI(ProjectCLI):
+    """ProjectCLI for a trained model (evaluate.py, predict.py, export.py, serve.py): when --ckpt_path names a
+    checkpoint inside a run directory, that run's config.yaml sets the model and the data, under the flags."""
+
+    def config_files(self, args: list[str] | None) -> list[str]:
+        return run_config_of(sys.argv[1:] if args is None else args)
 
 
 def with_dist_timeout(strategy: Any, seconds: int, registry: dict) -> Any:

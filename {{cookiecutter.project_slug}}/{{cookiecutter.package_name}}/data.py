@@ -192,8 +192,6 @@ class DataModule(L.LightningDataModule):
         image_size: images are resized and cropped to image_size x image_size; None: the data set's own.
     """
 
-    loader_class: type[DataLoader] = DataLoader  # compare.py's subclass stamps the time of each batch
-
     def __init__(
         self,
         data_dir: str = "data",
@@ -293,7 +291,7 @@ class DataModule(L.LightningDataModule):
 
     def _loader(self, split: str, sampler: DistributedSampler | None = None) -> DataLoader:
         workers = self.hparams.num_workers
-        return self.loader_class(
+        return DataLoader(
             self.splits[split],
             batch_size=self.hparams.batch_size,
             sampler=sampler,

@@ -26,12 +26,13 @@ class RunResult:
     net: torch.nn.Module
     datamodule: LightningDataModule
     run_dir: Path | None  # None on ranks other than 0 under the Trainer
-    test: dict[str, float] | None = None  # {"loss": ..., "acc": ...}; None when the entry was asked not to test
+    test: dict[str, float] | None = None  # {"loss": ..., "acc": ...}; None under --test false
 
 
-def new_run_dir(root: str | Path, rung: str) -> Path:
-    """Create ``root/<date>_<time>-<rung>``, adding ``-1``, ``-2``... so an earlier run is never overwritten."""
-    stem = f"{datetime.now():%Y%m%d_%H%M%S}-{rung}"
+def new_run_dir(root: str | Path, rung: str, name: str | None = None) -> Path:
+    """Create ``root/<name>-<rung>`` (name: ``<date>_<time>`` by default), adding ``-1``, ``-2``... so an
+    earlier run is never overwritten."""
+    stem = f"{name or format(datetime.now(), '%Y%m%d_%H%M%S')}-{rung}"
     for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
         run_dir = Path(root) / f"{stem}{suffix}"
         try:
@@ -45,42 +46,17 @@ def new_run_dir(root: str | Path, rung: str) -> Path:
 RUN_DIR_VARIABLE = "PROJECT_RUN_DIR"
 
 
-def shared_run_dir(root: str | Path, rung: str, rank: int) -> Path | None:
+def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = None) -> Path | None:
     """The run directory, made once per run however many processes it has.
 
     Rank 0 makes it and names it in the environment, which the processes Lightning launches for DDP
     inherit. Processes started apart (torchrun) get None here; the manual loop sends them rank 0's.
     """
     if rank == 0:
-        run_dir = new_run_dir(root, rung)
+        run_dir = new_run_dir(root, rung, name)
         os.environ[RUN_DIR_VARIABLE] = str(run_dir)
         return run_dir
     return Path(os.environ[RUN_DIR_VARIABLE]) if RUN_DIR_VARIABLE in os.environ else None
-
-
-class MemoryLogger(Logger):
-    """A logger that keeps what it is given in this process and writes nothing (compare.py, sweep.py).
-
-    Its ``save_dir`` is the run directory: the Trainer writes config.yaml to its first logger's save_dir.
-    Subclasses give it a ``name`` and ``log_metrics``.
-    """
-
-    version = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.run_dir: Path | None = None
-
-    @property
-    def save_dir(self) -> str | None:
-        return str(self.run_dir) if self.run_dir else None
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
 
 
 def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:
