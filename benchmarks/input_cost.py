@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs of each kind per repeat")
     own, rest = parser.parse_known_args()
-    cli = ProjectCLI(rung="manual", args=rest)
+    cli = ProjectCLI(args=rest)
     net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = autocast_dtype(cli.config.trainer.precision)

@@ -1,7 +1,6 @@
 """Train the network with your own loop and Lightning Fabric: train_manual.py, with Fabric taking its devices.
 
-    python train_fabric.py                                   # the defaults in configs/default.yaml
-    python train_fabric.py --model.lr 0.003 --trainer.max_epochs 5
+    python train_fabric.py --model.lr 0.003      # configs/default.yaml, and any option of train.py
     python train_fabric.py --trainer.devices 2 --trainer.strategy ddp     # Fabric launches 2 processes
 
 train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
@@ -14,13 +13,14 @@ from collections.abc import Sequence
 import lightning as L
 from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test, say
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
@@ -52,57 +52,67 @@ def train_epoch(model, loader, optimizer, fabric, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
+def setup_data(data, options: LoopOptions, first) -> tuple[DataLoader, DataLoader, LoopOptions]:
+    """The DataModule's loaders, and the options that count batches sized to them.
+
+    One process per machine downloads the data, as Lightning does: the context ``first`` runs it first,
+    and the others after it (they find the files there).
+    """
+    with first:
+        data.prepare_data()
+    data.setup("fit")
+    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    return train_loader, val_loader, options.for_loaders(len(train_loader), len(val_loader))
+
+
+def run_test(net, data, device, options: LoopOptions, checkpoint, loggers, progress: Progress) -> dict[str, float]:
+    """The best epoch's weights on the test split, as Trainer.test(ckpt_path="best"); the test row logged."""
+    checkpoint.load_best()
+    metrics = evaluate_test(net, data, device, options.autocast, options.test_limit)
+    log_test(loggers, progress.epoch, progress.steps, metrics)
+    return metrics
+
+
 def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
     """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
     cli = ProjectCLI(args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
-
     fabric = L.Fabric(**cli.fabric_arguments())  # joins torchrun's processes, or starts its own
     fabric.launch()
     if fabric.world_size > 1:
         reset_seed()  # as the Trainer's DDP does once the group is up (Fabric's DDP does not)
     device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
-    if fabric.local_rank == 0:
-        data.prepare_data()  # downloads once per machine, as Lightning does
-    fabric.barrier()
-    data.setup("fit")
-    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    options = options.for_loaders(len(train_loader), len(val_loader))
+    train_loader, val_loader, options = setup_data(data, options, fabric.rank_zero_first(local=True))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers) if writer else (None, [])  # only rank 0 writes
-    run_dir = fabric.broadcast(run_dir)
+    run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision
-    ckpt_dir, every = run_dir / "checkpoints", config.save_every_n_steps
-    checkpoint = LoopCheckpoint(ckpt_dir, net, optimizer, scheduler, train_metrics, every, writer)
+    checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
 
-    for epoch in range(progress.epoch, options.max_epochs):
-        train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
-        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
-        train_epoch(model, bar, optimizer, fabric, options, progress, train_metrics, checkpoint)
-        val = None
-        if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
-            val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
-        if scheduler is not None:
-            scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
-        log_epoch(loggers, epoch, progress.steps, train_metrics, val)
-        checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
-        if options.done(progress.steps):
-            break  # --trainer.max_steps
-
-    results = RunResult(net, data, run_dir)
-    if config.test:
+    try:
+        for epoch in range(progress.epoch, options.max_epochs):
+            train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
+            bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
+            train_epoch(model, bar, optimizer, fabric, options, progress, train_metrics, checkpoint)
+            val = None
+            if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
+                val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
+            if scheduler is not None:
+                scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
+            log_epoch(loggers, epoch, progress.steps, train_metrics, val)
+            checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
+            if options.done(progress.steps):
+                break  # --trainer.max_steps
         fabric.barrier()  # rank 0 has written best.pt
-        checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
-        results.test = evaluate_test(net, data, device, options.autocast, options.test_limit)
-        log_test(loggers, progress.epoch, progress.steps, results.test)
-    close_loggers(loggers)
-    say(f"outputs: {run_dir}")
-    return results
+        test = run_test(net, data, device, options, checkpoint, loggers, progress) if config.test else None
+    finally:
+        close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
+    fabric.print(f"outputs: {run_dir}")
+    return RunResult(net, data, run_dir, test)
 
 
 if __name__ == "__main__":

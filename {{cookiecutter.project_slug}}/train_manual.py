@@ -1,8 +1,7 @@
 """Train the network by hand: the loop that Lightning's Trainer runs for you, written out.
 
-    python train_manual.py                                   # the defaults in configs/default.yaml
-    python train_manual.py --model.lr 0.003 --trainer.max_epochs 5
-    torchrun --nproc_per_node 2 train_manual.py              # DDP on 2 processes (docs/distributed.md)
+    python train_manual.py --model.lr 0.003      # configs/default.yaml, and any option of train.py
+    torchrun --nproc_per_node 2 train_manual.py  # DDP on 2 processes (docs/distributed.md)
 
 train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
 them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
@@ -15,13 +14,13 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import Logger
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.distributed import barrier, from_rank_zero, init_from_env, leave_process_group, local_rank, rank
+from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, leave_process_group, local_rank_zero_first, rank
 from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test, say
 from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
@@ -37,24 +36,43 @@ def train_epoch(model, loader, optimizer, device, options: LoopOptions, progress
         if batch == options.train_batches or options.done(progress.steps):
             break  # --trainer.limit_train_batches, --trainer.max_steps
         steps = options.steps_after(batch)  # --trainer.accumulate_grad_batches: gradients add up until then
-        sync = steps or not isinstance(model, DistributedDataParallel)  # DDP averages them only before a step
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # 1. move the batch to the device
         if options.starts_group(batch):
             optimizer.zero_grad()  # 2. clear the last step's gradients
-        with nullcontext() if sync else model.no_sync():
+        with model.no_sync() if isinstance(model, DistributedDataParallel) and not steps else nullcontext():
             with torch.autocast(device.type, dtype=options.autocast, enabled=options.autocast is not None):
                 logits = model(x)  # 3. forward: (B, C, H, W) -> (B, num_classes)
                 loss = loss_fn(logits, y)  # 4. loss
             (loss / options.accumulate).backward()  # 5. backward: add this batch's share to every .grad
         if steps:
             if options.clip_val:  # --trainer.gradient_clip_val, between backward and step as in the Trainer
-                clip = nn.utils.clip_grad_value_ if options.clip_algorithm == "value" else nn.utils.clip_grad_norm_
-                clip(model.parameters(), options.clip_val)
+                options.clip(model.parameters())  # torch's clip_grad_norm_, or clip_grad_value_
             optimizer.step()  # 6. update the weights
             progress.steps += 1
         metrics.update(loss, logits, y)
         progress.batch = batch + 1
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
+
+
+def setup_data(data, options: LoopOptions, first) -> tuple[DataLoader, DataLoader, LoopOptions]:
+    """The DataModule's loaders, and the options that count batches sized to them.
+
+    One process per machine downloads the data, as Lightning does: the context ``first`` runs it first,
+    and the others after it (they find the files there).
+    """
+    with first:
+        data.prepare_data()
+    data.setup("fit")
+    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    return train_loader, val_loader, options.for_loaders(len(train_loader), len(val_loader))
+
+
+def run_test(net, data, device, options: LoopOptions, checkpoint, loggers, progress: Progress) -> dict[str, float]:
+    """The best epoch's weights on the test split, as Trainer.test(ckpt_path="best"); the test row logged."""
+    checkpoint.load_best()
+    metrics = evaluate_test(net, data, device, options.autocast, options.test_limit)
+    log_test(loggers, progress.epoch, progress.steps, metrics)
+    return metrics
 
 
 def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
@@ -63,49 +81,37 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
-
-    device = init_from_env(config.dist_timeout)  # the process group, under torchrun or srun
-    writer = rank() == 0  # only rank 0 writes files
-    if local_rank() == 0:
-        data.prepare_data()  # downloads once per machine, as Lightning does
-    barrier()
-    data.setup("fit")
-    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    options = options.for_loaders(len(train_loader), len(val_loader))
+    device, writer = init_from_env(config.dist_timeout), rank() == 0  # the process group; only rank 0 writes files
+    train_loader, val_loader, options = setup_data(data, options, local_rank_zero_first())
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers) if writer else (None, [])  # only rank 0 writes
-    run_dir = from_rank_zero(run_dir)
+    run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     net.to(device)
     model = DistributedDataParallel(net) if dist.is_initialized() else net  # under DDP: gradients averaged over ranks
-    ckpt_dir, every = run_dir / "checkpoints", config.save_every_n_steps
-    checkpoint = LoopCheckpoint(ckpt_dir, net, optimizer, scheduler, train_metrics, every, writer)
+    checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
 
-    for epoch in range(progress.epoch, options.max_epochs):
-        train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
-        bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
-        train_epoch(model, bar, optimizer, device, options, progress, train_metrics, checkpoint)
-        val = None
-        if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
-            val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
-        if scheduler is not None:
-            scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
-        log_epoch(loggers, epoch, progress.steps, train_metrics, val)
-        checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
-        if options.done(progress.steps):
-            break  # --trainer.max_steps
-
-    results = RunResult(net, data, run_dir)
-    if config.test:
+    try:
+        for epoch in range(progress.epoch, options.max_epochs):
+            train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
+            bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not options.progress_bar or not writer)
+            train_epoch(model, bar, optimizer, device, options, progress, train_metrics, checkpoint)
+            val = None
+            if options.validates(epoch, progress.batch):  # --trainer.check_val_every_n_epoch, limit_val_batches
+                val = evaluate(net, val_loader, device, val_metrics, options.autocast, options.val_batches)
+            if scheduler is not None:
+                scheduler.step()  # once per epoch, after validation, as Lightning does for interval="epoch"
+            log_epoch(loggers, epoch, progress.steps, train_metrics, val)
+            checkpoint.end_epoch(progress, val)  # last.pt, and best.pt when val/acc improved
+            if options.done(progress.steps):
+                break  # --trainer.max_steps
         barrier()  # rank 0 has written best.pt
-        checkpoint.load_best()  # the best epoch's weights, as Trainer.test(ckpt_path="best")
-        results.test = evaluate_test(net, data, device, options.autocast, options.test_limit)
-        log_test(loggers, progress.epoch, progress.steps, results.test)
-    close_loggers(loggers)
+        test = run_test(net, data, device, options, checkpoint, loggers, progress) if config.test else None
+    finally:
+        close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
     say(f"outputs: {run_dir}")
-    return results
+    return RunResult(net, data, run_dir, test)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ def test_a_checkpoint_holds_what_the_next_step_needs_and_resumes_there(tmp_path)
     net = SmallCNN()
     optimizer, scheduler = build_optimizer(net.parameters(), lr=1e-3, weight_decay=0.0, scheduler="cosine", epochs=3)
     metrics = Metrics(10, persistent=True)
-    checkpoint = LoopCheckpoint(tmp_path / "ckpt", net, optimizer, scheduler, metrics, save_every=0, writer=True)
+    checkpoint = LoopCheckpoint(tmp_path, net, optimizer, scheduler, metrics, save_every=0, writer=True)
     checkpoint.save("last.pt", Progress(epoch=1, batch=5, steps=12))
-    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["last.pt"]  # no temporary file left
-    loaded = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.pt"]  # no temporary file left
+    loaded = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert (loaded["next_epoch"], loaded["next_batch"], loaded["steps"]) == (1, 5, 12)
     assert loaded["net"].keys() == net.state_dict().keys() and "torch" in loaded["rng_state"]
 
@@ -62,8 +62,8 @@ def test_only_the_writer_writes_and_best_needs_a_strictly_better_accuracy(tmp_pa
             p.add_(1.0)
     writer.end_epoch(progress, {"acc": 0.5})  # not better: best.pt stays the first epoch's
     assert progress == Progress(epoch=2, batch=0, steps=0)
-    assert torch.load(tmp_path / "w" / "best.pt", weights_only=True)["next_epoch"] == 1
-    assert torch.load(tmp_path / "w" / "last.pt", weights_only=True)["next_epoch"] == 2
+    assert torch.load(tmp_path / "w" / "checkpoints" / "best.pt", weights_only=True)["next_epoch"] == 1
+    assert torch.load(tmp_path / "w" / "checkpoints" / "last.pt", weights_only=True)["next_epoch"] == 2
     writer.load_best()  # the test runs on the best epoch's weights, as Trainer.test(ckpt_path="best")
     assert all(torch.equal(a, b) for a, b in zip(best, net.parameters(), strict=True))
 

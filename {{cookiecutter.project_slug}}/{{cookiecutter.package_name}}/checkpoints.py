@@ -107,13 +107,14 @@ class Progress:
 class LoopCheckpoint:
     """A hand-written loop's checkpoint: what it holds, when it is written, and the resume from it.
 
-    last.pt after every epoch and every ``save_every`` optimizer steps (0: at epoch ends only, as the
-    Trainer), best.pt when val/acc improves strictly, as ModelCheckpoint does. Only the ``writer`` (rank 0)
-    writes. The NaN check lives here: no checkpoint is written before the last loss has been looked at.
+    In run_dir/checkpoints: last.pt after every epoch and every ``save_every`` optimizer steps (0: at epoch
+    ends only, as the Trainer), best.pt when val/acc improves strictly, as ModelCheckpoint does. Only the
+    ``writer`` (rank 0) writes. The NaN check lives here: no checkpoint is written before the last loss has
+    been looked at.
     """
 
-    def __init__(self, directory: Path, net, optimizer, scheduler, train_metrics, save_every: int, writer: bool):
-        self.directory, self.save_every, self.writer = directory, save_every, writer
+    def __init__(self, run_dir: Path, net, optimizer, scheduler, train_metrics, save_every: int, writer: bool):
+        self.directory, self.save_every, self.writer = run_dir / "checkpoints", save_every, writer
         self.net, self.optimizer, self.scheduler, self.train_metrics = net, optimizer, scheduler, train_metrics
         self.loss_check = FiniteLossCheck()
         self.best_acc = -1.0  # best.pt starts afresh in a resumed run, as ModelCheckpoint's does

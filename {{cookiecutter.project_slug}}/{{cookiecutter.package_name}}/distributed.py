@@ -8,6 +8,8 @@ the same variables when it runs under torchrun or SLURM, and sets them itself wh
 
 import os
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TypeVar
 
@@ -76,6 +78,17 @@ def from_rank_zero(value: T) -> T:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextmanager
+def local_rank_zero_first() -> Iterator[None]:
+    """Rank 0 of each machine runs the block first (a download), the other ranks once it is done: what
+    Fabric's ``rank_zero_first(local=True)`` does."""
+    if local_rank() != 0:
+        barrier()
+    yield
+    if local_rank() == 0:
+        barrier()
 
 
 def barrier() -> None:

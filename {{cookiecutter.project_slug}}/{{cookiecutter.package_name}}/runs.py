@@ -12,6 +12,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from .distributed import from_rank_zero
 from .evaluation import compute_and_reset, prefixed
 from .shared import Metrics
 
@@ -47,16 +48,19 @@ RUN_DIR_VARIABLE = "PROJECT_RUN_DIR"
 
 
 def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = None) -> Path | None:
-    """The run directory, made once per run however many processes it has.
+    """The run directory, made once per run however many processes it has, by rank 0.
 
-    Rank 0 makes it and names it in the environment, which the processes Lightning launches for DDP
-    inherit. Processes started apart (torchrun) get None here; the manual loop sends them rank 0's.
+    Rank 0 names it in the environment, which the processes Lightning launches for DDP inherit. Under a
+    process group that exists already (torchrun, Fabric), the other ranks get it from rank 0; otherwise
+    (torchrun, before the Trainer makes its group) they get None.
     """
+    run_dir = None
     if rank == 0:
         run_dir = new_run_dir(root, rung, name)
         os.environ[RUN_DIR_VARIABLE] = str(run_dir)
-        return run_dir
-    return Path(os.environ[RUN_DIR_VARIABLE]) if RUN_DIR_VARIABLE in os.environ else None
+    elif RUN_DIR_VARIABLE in os.environ:
+        run_dir = Path(os.environ[RUN_DIR_VARIABLE])
+    return from_rank_zero(run_dir)
 
 
 def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:

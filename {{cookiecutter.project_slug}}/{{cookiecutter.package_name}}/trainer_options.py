@@ -12,6 +12,7 @@ Trainer's signature, so a new Lightning option fails that test until it is class
 """
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, Literal
@@ -191,6 +192,11 @@ class LoopOptions:
 
     def done(self, steps: int) -> bool:
         return steps == self.max_steps
+
+    def clip(self, parameters: Iterable[torch.nn.Parameter]) -> None:
+        """The Trainer's clipping with torch's own functions (looked up at each call, so a trace sees them)."""
+        clip = torch.nn.utils.clip_grad_value_ if self.clip_algorithm == "value" else torch.nn.utils.clip_grad_norm_
+        clip(parameters, self.clip_val)
 
     def clip_arguments(self) -> dict[str, Any]:
         """``fabric.clip_gradients``' arguments for the Trainer's clipping (which never raises on inf)."""
