@@ -15,7 +15,7 @@ import torch
 # bench.py bakes the default project, whose package is digits_classifier.
 from digits_classifier.cli import ProjectCLI
 from digits_classifier.trainer_options import autocast_dtype
-from digits_classifier.shared import Metrics, build_optimizer, loss_fn
+from digits_classifier.recipe import Metrics, build_optimizer, loss_fn
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ COMMON = {
     "scripts/bench_inference.py",
     "evaluate.py", "export.py", "check_export.py", "serve.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
-    *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "shared", "evaluation", "cli", "runs",
+    *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "recipe", "evaluation", "cli", "runs",
                                           "checkpoints", "distributed", "trainer_options",
                                           "datasets/__init__")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",

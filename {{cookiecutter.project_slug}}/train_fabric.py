@@ -20,8 +20,8 @@ from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
 from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
+from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test
-from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "fabric"  # names its run directories, runs/<date>_<time>-fabric

@@ -22,8 +22,8 @@ from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, leave_process_group, local_rank_zero_first, rank
 from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
+from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test, say
-from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual

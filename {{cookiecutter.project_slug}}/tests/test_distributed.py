@@ -1,5 +1,8 @@
 """Every rung on 2 processes (DDP, gloo on CPU): the Trainer and Fabric launch their own, the manual loop torchrun.
 
+Where the launch is not what a test is about, one torchrun of compare.py trains every rung on the same two
+processes, one rung after the other: each process costs seconds of imports here.
+
 Each run is bounded twice: by the run's own timeouts (a loader worker, a collective), which end a stall
 in one error line that names the rank, and by ``run_bounded``, which dumps every thread of every process
 and fails the test if even those did not fire. ``benchmarks/stress_ddp.py`` in the template repeats
@@ -27,14 +30,16 @@ DDP_ARGS += ["--dist_timeout", "120", "--data.worker_timeout", "60"]
 ENTRY = {"trainer": "train.py", "fabric": "train_fabric.py"}
 
 
-def ddp_command(path: str, args: list[str]) -> list[str]:
-    """The command that trains ``path`` ("trainer", "fabric" or "manual") on 2 processes on the fake data."""
-    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    if path in ENTRY:  # Lightning's Trainer and Fabric launch their processes themselves
-        return [sys.executable, "tests/fake_data.py", ENTRY[path], *args, *ddp]
-    # --standalone: torchrun binds a free port itself and keeps it, so no other process can take it
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    return [*torchrun, "tests/fake_data.py", "train_manual.py", *args]
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+# --standalone: torchrun binds a free port itself and keeps it, so no other process can take it
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def ddp_command(rung: str, args: list[str]) -> list[str]:
+    """The command that trains ``rung`` ("trainer", "fabric" or "manual") on 2 processes on the fake data."""
+    if rung in ENTRY:  # Lightning's Trainer and Fabric launch their processes themselves
+        return [sys.executable, "tests/fake_data.py", ENTRY[rung], *args, *DDP]
+    return [*TORCHRUN, "tests/fake_data.py", "train_manual.py", *args]
 
 
 def ddp_env() -> dict[str, str]:
@@ -42,44 +47,49 @@ def ddp_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def assert_every_rung_ends_bit_identical_on_two_processes(run_root, args: list[str]) -> None:
-    for path in ("manual", "fabric", "trainer"):
-        result = run_bounded(ddp_command(path, args), ddp_env())
-        assert result.returncode == 0, result.stderr[-4000:]
-        assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
+def assert_every_rung_ends_with_the_manual_loops_weights(run_root) -> None:
     [manual_dir] = run_root.glob("*-manual")  # one run directory for both ranks
     reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
-    for path, last in (("fabric", "last.pt"), ("trainer", "last.ckpt")):
-        [run_dir] = run_root.glob(f"*-{path}")
+    for rung, last in (("fabric", "last.pt"), ("trainer", "last.ckpt")):
+        [run_dir] = run_root.glob(f"*-{rung}")
         final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
         assert final.keys() == reference.keys()
-        assert all(torch.equal(final[k], reference[k]) for k in final), path
+        assert all(torch.equal(final[k], reference[k]) for k in final), rung
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(470)  # about 3x its 156 s in the template's suite
 def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
+    """Each rung launched as a user launches it: torchrun for the manual loop, Lightning's own for the others."""
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
-    assert_every_rung_ends_bit_identical_on_two_processes(tmp_path, args)
+    for rung in ("manual", "fabric", "trainer"):
+        result = run_bounded(ddp_command(rung, args), ddp_env())
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
+    assert_every_rung_ends_with_the_manual_loops_weights(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(390)  # about 3x its 129 s in the template's suite
+@pytest.mark.timeout(240)  # about 3x its 80 s in the template's suite
 def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tmp_path, data_dir):
     # Groups of 3 batches, the last group of each epoch short; only a group's last batch syncs gradients.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
     args += ["--trainer.accumulate_grad_batches", "3", "--trainer.gradient_clip_val", "0.5"]
-    assert_every_rung_ends_bit_identical_on_two_processes(tmp_path, args)
+    every_rung = ["compare.py", "--rungs", "manual", "fabric", "trainer", "--check", "--plot", ""]
+    result = run_bounded([*TORCHRUN, "tests/fake_data.py", *every_rung, *args, *DDP], ddp_env())
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "weights identical on every rung: True" in result.stdout, result.stdout
+    assert_every_rung_ends_with_the_manual_loops_weights(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["manual", "fabric", "trainer"])
+@pytest.mark.parametrize("rung", ["manual", "fabric", "trainer"])
 @pytest.mark.timeout(160)  # about 3x its 53 s in the template's suite
-def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, path):
+def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, rung):
     # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
     args += ["--data.num_workers", "1", "--data.worker_timeout", "5"]  # rank 0 learns of it when rank 1 leaves
-    result = run_bounded(ddp_command(path, args), {**ddp_env(), "STALL_RANK": "1"}, timeout=150)
+    result = run_bounded(ddp_command(rung, args), {**ddp_env(), "STALL_RANK": "1"}, timeout=150)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0
     assert [line for line in errors if line.startswith("error: rank 1: DataLoader timed out after 5")], result.stderr[

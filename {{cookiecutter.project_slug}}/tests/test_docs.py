@@ -71,7 +71,7 @@ def test_every_option_the_docs_show_is_an_option(capsys):
 RETIRED = {
     r'rung="lightning"|"lightning": |-lightning\b': "the Trainer's rung is named trainer",
     r"--path\b|\bpaths\[|\"paths\"|lightning_ms_per_step": "a way of training is a rung: --rung, rungs",
-    r"\b(both|either|two|each|every)[ _]paths?\b": "the rungs are rungs, not paths",
+    r"\b(both|either|two|each|every)[ _]paths?\b|_(both|either|every|the)_paths?_": "the rungs are rungs, not paths",
     r"mark\.once|-m \"?once": "the once marker is retired: the template runs the slow tier on one bake",
     r"cli_class|loader_class|MemoryLogger|\bTimedCLI|\bTracedCLI|\bTrialCLI|\bBarebonesCLI|CLI\(rung=|test=False": (
         "the tools attach through loggers, torch's hooks and documented flags, not hooks of their own"

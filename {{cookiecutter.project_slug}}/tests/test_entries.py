@@ -196,7 +196,7 @@ def test_wandb_goes_offline_without_a_key(monkeypatch, tmp_path, env, offline):
     assert wandb_should_go_offline() is offline
 
 
-def test_a_nan_loss_stops_both_paths_at_the_same_step(quick_args, capsys, tmp_path):
+def test_a_nan_loss_stops_every_rung_at_the_same_step(quick_args, capsys, tmp_path):
     steps = []
     for entry in RUNG_ENTRIES.values():
         run_root = tmp_path / entry.__name__

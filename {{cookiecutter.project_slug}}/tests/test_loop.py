@@ -7,7 +7,7 @@ from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.evaluation import evaluate
 from {{ cookiecutter.package_name }}.model import SmallCNN
-from {{ cookiecutter.package_name }}.shared import Metrics, build_optimizer
+from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer
 from {{ cookiecutter.package_name }}.trainer_options import RefusedOption, autocast_dtype, limit_batches
 
 

@@ -1,7 +1,9 @@
 """Beyond one machine: two nodes (torchrun's static rendezvous), SLURM (srun stood in for), and a node that dies.
 
 Both nodes run on this machine, each a process tree of its own, as on two machines; they meet over
-127.0.0.1. Every rung must end with the weights of one node with two processes, bit for bit.
+127.0.0.1. Every rung must end with the weights of one node with two processes, bit for bit. One launch
+trains every rung: each node runs compare.py, which trains the rungs one after the other in its process
+(each process costs seconds of imports here; the rungs' own launches are tested in test_distributed).
 """
 
 import os
@@ -21,7 +23,8 @@ from bounded import ROOT, run_bounded, signal_tree, start, wait_all
 from conftest import QUICK
 
 ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0", "--dist_timeout", "60"]
-ENTRIES = {"manual": "train_manual.py", "fabric": "train_fabric.py", "trainer": "train.py"}
+RUNGS = ["manual", "fabric", "trainer"]
+EVERY_RUNG = ["compare.py", "--rungs", *RUNGS, "--plot", ""]  # compare's own flags first: its options end with ours
 TWO_NODES = ["--trainer.accelerator", "cpu", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
 TWO_NODES += ["--trainer.strategy", "ddp"]  # the manual loop ignores them: torchrun or srun tell it
 
@@ -32,14 +35,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def node_command(node: int, port: int, entry: str, args: list[str]) -> list[str]:
+def node_command(node: int, port: int, entry: list[str], args: list[str]) -> list[str]:
     """One node's torchrun: static rendezvous, so --node_rank decides the ranks (c10d would ignore it)."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node)]
     torchrun += ["--nproc_per_node", "1", "--rdzv_backend", "static", "--master_addr", "127.0.0.1"]
-    return [*torchrun, "--master_port", str(port), "tests/fake_data.py", entry, *args, *TWO_NODES]
+    return [*torchrun, "--master_port", str(port), "tests/fake_data.py", *entry, *args, *TWO_NODES]
 
 
-def start_nodes(run_root: Path, entry: str, args: list[str]) -> dict:
+def start_nodes(run_root: Path, entry: list[str], args: list[str]) -> dict:
     port = free_port()
     return {
         run_root / f"node{n}": start(node_command(n, port, entry, args), ddp_env(), run_root / f"node{n}")
@@ -74,12 +77,12 @@ def reference(tmp_path_factory, data_dir) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rung", list(ENTRIES))
-@pytest.mark.timeout(140)  # about 3x its 44 s in the template's suite
-def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference, rung):
+@pytest.mark.timeout(180)  # about 3x its 60 s in the template's suite
+def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
-    assert_all_passed(wait_all(start_nodes(tmp_path, ENTRIES[rung], args)))
-    assert_same(final_weights(tmp_path, rung), reference, f"{rung} on two nodes")
+    assert_all_passed(wait_all(start_nodes(tmp_path, EVERY_RUNG, args)))
+    for rung in RUNGS:
+        assert_same(final_weights(tmp_path, rung), reference, f"{rung} on two nodes")
 
 
 # srun on one machine: the job's tasks as local processes, each with the variables srun gives its task.
@@ -97,9 +100,8 @@ sys.exit(max(task.wait() for task in tasks))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rung", list(ENTRIES))
-@pytest.mark.timeout(70)  # about 3x its 20 s in the template's suite
-def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference, rung):
+@pytest.mark.timeout(120)  # about 3x its 40 s in the template's suite
+def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(f"#!{sys.executable}\n{FAKE_SRUN}")
@@ -108,12 +110,15 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
         (bin_dir / tool).chmod(0o755)
     job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "slurm.sbatch", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "1"}
     job |= {"SLURM_NTASKS": "2", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NODELIST": "127.0.0.1"}
-    job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / ENTRIES[rung])}
+    job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / "compare.py")}
     env = {**ddp_env(), **job, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS, "--trainer.accelerator", "cpu"]
-    result = run_bounded(["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args], env)
+    args = [*EVERY_RUNG[1:], *QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
+    result = run_bounded(
+        ["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args, "--trainer.accelerator", "cpu"], env
+    )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert_same(final_weights(tmp_path, rung), reference, f"{rung} under srun")
+    for rung in RUNGS:
+        assert_same(final_weights(tmp_path, rung), reference, f"{rung} under srun")
 
 
 @pytest.mark.slow
@@ -125,7 +130,7 @@ def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the
     assert one_node.returncode == 0, one_node.stderr[-4000:]
     run_root = tmp_path / "two_nodes"
     args += ["--run_root", str(run_root)]
-    nodes = start_nodes(tmp_path, ENTRIES["manual"], args)
+    nodes = start_nodes(tmp_path, ["train_manual.py"], args)
     node0, node1 = nodes
     deadline = time.monotonic() + 120
     while not list(run_root.glob("*-manual/checkpoints/last.pt")):  # under way, with a checkpoint to resume from
@@ -138,5 +143,5 @@ def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the
     assert code != 0 and len(errors) == 1 and errors[0].startswith("error: rank 0: "), err[-4000:]
     assert time.monotonic() - killed < 60, "node 0 outlived the process-group timeout"  # --dist_timeout 60
 
-    assert_all_passed(wait_all(start_nodes(tmp_path, ENTRIES["manual"], [*args, "--ckpt_path", "last"])))
+    assert_all_passed(wait_all(start_nodes(tmp_path, ["train_manual.py"], [*args, "--ckpt_path", "last"])))
     assert_same(final_weights(run_root, "manual"), final_weights(tmp_path / "one_node", "manual"), "the resumed run")

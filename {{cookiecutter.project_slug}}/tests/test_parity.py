@@ -39,7 +39,7 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
 
 @pytest.mark.slow
 @pytest.mark.timeout(70)  # about 3x its 22 s in the template's suite
-def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
+def test_bf16_mixed_precision_keeps_the_rungs_identical(quick_args):
     # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
     figures = compare(
         [*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"], rungs=["fabric", "trainer"]
@@ -50,7 +50,7 @@ def test_bf16_mixed_precision_keeps_the_paths_identical(quick_args):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
 @pytest.mark.timeout(130)  # about 3x its 42 s in the template's suite
-def test_compiled_network_keeps_the_paths_identical(quick_args):
+def test_compiled_network_keeps_the_rungs_identical(quick_args):
     figures = compare(
         [*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"], rungs=["fabric", "trainer"]
     )

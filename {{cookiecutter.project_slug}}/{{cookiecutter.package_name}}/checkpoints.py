@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .shared import FiniteLossCheck
+from .recipe import FiniteLossCheck
 
 
 class CheckpointError(RuntimeError):

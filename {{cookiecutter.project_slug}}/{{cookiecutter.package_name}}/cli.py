@@ -28,7 +28,7 @@ from .data import DataError, DataModule
 from .distributed import describe_stall
 from .module import Classifier
 from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
-from .shared import NonFiniteLossError
+from .recipe import NonFiniteLossError
 from .trainer_options import RefusedOption
 
 PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
@@ -82,7 +82,7 @@ class ProjectCLI(LightningCLI):
             Classifier,
             args=args,
             run=False,  # `python train.py` with no subcommand: the entries call fit and test themselves
-            auto_configure_optimizers=False,  # the optimizer lives in shared.py, for every way of training
+            auto_configure_optimizers=False,  # the optimizer lives in recipe.py, for every way of training
             parser_kwargs={"default_config_files": defaults + self.config_files(args)},
             parser_class=OneLineErrorParser,
             **kwargs,

@@ -1,10 +1,10 @@
-"""Validation and test for the hand-written loops, and the metrics rows they log."""
+"""Validation and test for the hand-written loops."""
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .shared import Metrics, loss_fn
+from .recipe import Metrics, loss_fn
 from .trainer_options import limit_batches
 
 
@@ -27,17 +27,7 @@ def evaluate(
             logits = net(x)
             loss = loss_fn(logits, y)
         metrics.update(loss, logits, y)
-    return compute_and_reset(metrics)
-
-
-def compute_and_reset(metrics: Metrics) -> dict[str, float]:
-    values = {name: value.item() for name, value in metrics.compute().items()}
-    metrics.reset()
-    return values
-
-
-def prefixed(stage: str, values: dict[str, float] | None) -> dict[str, float]:
-    return {f"{stage}/{name}": value for name, value in (values or {}).items()}
+    return metrics.compute_and_reset()
 
 
 def evaluate_test(net: nn.Module, data, device: torch.device, autocast: torch.dtype | None, limit) -> dict[str, float]:

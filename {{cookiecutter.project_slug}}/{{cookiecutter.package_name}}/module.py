@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from .checkpoints import rng_state, set_rng_state
-from .shared import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn
+from .recipe import FiniteLossCheck, Metrics, SchedulerName, build_optimizer, loss_fn, prefixed
 
 STAGES = ("train", "val", "test")
 # Under DDP Lightning suggests sync_dist=True for epoch-level values. Ours come from torchmetrics'
@@ -112,6 +112,4 @@ class Classifier(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         if not metrics.loss.update_called:
             return  # a run resumed from an epoch's end checkpoint finishes that epoch without a batch
-        values = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
-        self.log_dict(values, prog_bar=stage != "train")
-        metrics.reset()
+        self.log_dict(prefixed(stage, metrics.compute_and_reset()), prog_bar=stage != "train")

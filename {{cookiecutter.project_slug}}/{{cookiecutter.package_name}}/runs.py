@@ -13,8 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from lightning.pytorch.utilities import rank_zero_only
 
 from .distributed import from_rank_zero
-from .evaluation import compute_and_reset, prefixed
-from .shared import Metrics
+from .recipe import Metrics, prefixed
 
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 DEFAULT_LOGGER = "{{ cookiecutter.logger }}"  # chosen when the project was baked; --logger switches
@@ -115,7 +114,7 @@ def say(*args: object) -> None:
 
 def log_epoch(loggers: list[Logger], epoch: int, steps: int, train: Metrics, val: dict[str, float] | None) -> None:
     """A hand-written loop's epoch row, at the step of the epoch's last batch (counted from 0), as the Trainer."""
-    row = {"epoch": epoch, **prefixed("train", compute_and_reset(train)), **prefixed("val", val)}
+    row = {"epoch": epoch, **prefixed("train", train.compute_and_reset()), **prefixed("val", val)}
     for logger in loggers:
         logger.log_metrics(row, step=steps - 1)
     say(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))

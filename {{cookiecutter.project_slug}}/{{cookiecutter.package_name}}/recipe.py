@@ -62,6 +62,17 @@ class Metrics(nn.Module):
         self.loss.reset()
         self.acc.reset()
 
+    def compute_and_reset(self) -> dict[str, float]:
+        """The epoch's values, {"loss": ..., "acc": ...}, and a clean start for the next epoch."""
+        values = {name: value.item() for name, value in self.compute().items()}
+        self.reset()
+        return values
+
+
+def prefixed(stage: str, values: dict[str, float] | None) -> dict[str, float]:
+    """The names every rung logs a stage's values under: "train/loss", "val/acc", ..."""
+    return {f"{stage}/{name}": value for name, value in (values or {}).items()}
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or inf; the entry points print it as one line."""
