@@ -57,30 +57,31 @@ def assert_lint_clean(project: Path) -> None:
 
 
 # The baked suites, longest first (xdist hands tests out in this order). The default bake runs its whole
-# suite, in two halves that two workers share: the slow tier (real processes and long runs, which do the
-# same for every data set) and the quick tier. Every other data set runs its whole quick tier, each with
-# another logger, so every value of every option is baked and tested; the last also has an awkward name,
-# which reaches the package, the imports and the wandb project.
-# Each suite's time limit is about 3 times its measured time (2026-12-01, under coverage.py, beside another
-# suite: the slow tier 19 min 15 s, a quick tier 42 to 90 s), with room for the import; the baked tests
+# suite, in three parts that the two workers share: the slow tier (real processes and long runs, which do
+# the same for every data set) in two halves, DDP and nodes apart from the rest, and the quick tier. Every
+# other data set runs its whole quick tier, each with another logger, so every value of every option is
+# baked and tested; the last also has an awkward name, which reaches the package, the imports and the
+# wandb project.
+# Each suite's time limit is about 3 times its measured time (2026-12-01, third session, beside another
+# suite: the slow halves 5 to 7 min, a quick tier 42 to 90 s), with room for the import; the baked tests
 # each have a limit of their own, far below these.
-QUICK_TIER, SLOW_TIER = ["-m", "not slow"], ["-m", "slow"]
-LIMIT = {"slow": 3600, "not slow": 300}
-SUITES = [({}, SLOW_TIER), ({}, QUICK_TIER)]
-SUITES += [
-    ({"dataset": dataset, "logger": LOGGERS[(i + 1) % len(LOGGERS)]}, QUICK_TIER)
-    for i, dataset in enumerate(DATASETS[1:])
-]
-SUITES[-1][0]["project_name"] = AWKWARD
+PROCESSES = ["tests/test_distributed.py", "tests/test_nodes.py"]  # DDP launches, two nodes, SLURM
+SUITES = {
+    "slow-ddp": ({}, ["-m", "slow", *PROCESSES], 1500),
+    "slow-rest": ({}, ["-m", "slow", *(f"--ignore={path}" for path in PROCESSES)], 1500),
+    "quick": ({}, ["-m", "not slow"], 300),
+}
+for i, dataset in enumerate(DATASETS[1:]):
+    logger = LOGGERS[(i + 1) % len(LOGGERS)]
+    SUITES[f"{dataset}-{logger}-quick"] = ({"dataset": dataset, "logger": logger}, ["-m", "not slow"], 300)
+SUITES[f"{dataset}-{logger}-quick"][0]["project_name"] = AWKWARD
 
 
-@pytest.mark.parametrize(("context", "selection"), [
-    pytest.param(c, s, marks=pytest.mark.timeout(LIMIT[s[-1]] + 120),
-                 id="-".join([c.get("dataset", DATASETS[0]), c.get("logger", LOGGERS[0]), s[-1]]))
-    for c, s in SUITES
+@pytest.mark.parametrize(("context", "selection", "limit"), [
+    pytest.param(*suite, marks=pytest.mark.timeout(suite[2] + 120), id=name) for name, suite in SUITES.items()
 ])  # fmt: skip
-def test_baked_suite_passes(tmp_path, context, selection):
-    result = run_project_tests(bake(tmp_path, **context), *selection, timeout=LIMIT[selection[-1]])
+def test_baked_suite_passes(tmp_path, context, selection, limit):
+    result = run_project_tests(bake(tmp_path, **context), *selection, timeout=limit)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
 
