@@ -27,8 +27,8 @@ from .checkpoints import CheckpointError
 from .data import DataError, DataModule
 from .distributed import describe_stall
 from .module import Classifier
-from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
 from .recipe import NonFiniteLossError
+from .runs import DEFAULT_LOGGER, LoggerName, build_logger, shared_run_dir
 from .trainer_options import RefusedOption
 
 PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
@@ -253,6 +253,7 @@ class TrainerCLI(ProjectCLI):
             strategy=strategy,
             **kwargs,
         )
+
 
 class CheckpointCLI(ProjectCLI):
     """ProjectCLI for a trained model (evaluate.py, predict.py, export.py, serve.py): when --ckpt_path names a
