@@ -152,8 +152,9 @@ class ProjectCLI(LightningCLI):
         return None
 
     def start_run(self, rung: str, loggers: Sequence[Logger] = ()) -> tuple[Path | None, list[Logger]]:
-        """Make this run's directory (rank 0; the others get it as ``None``), write its config.yaml there,
-        and open its loggers: the one --logger names, then ``loggers`` (rank 0 only).
+        """Make this run's directory (rank 0 makes it; under a process group the other ranks get it too),
+        write its config.yaml there, and open its loggers: the one --logger names, then ``loggers`` (rank 0
+        only; TrainerCLI leaves config.yaml to the Trainer, once fit starts).
 
         ``rung`` names the directory, runs/<date>_<time>-<rung>. Called once the model and the data exist,
         so an invalid config writes nothing.
