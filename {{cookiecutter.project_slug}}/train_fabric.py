@@ -13,15 +13,14 @@ from collections.abc import Sequence
 import lightning as L
 from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.loggers import Logger
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
-from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
+from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "fabric"  # names its run directories, runs/<date>_<time>-fabric
@@ -52,27 +51,6 @@ def train_epoch(model, loader, optimizer, fabric, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
-def setup_data(data, options: LoopOptions, first) -> tuple[DataLoader, DataLoader, LoopOptions]:
-    """The DataModule's loaders, and the options that count batches sized to them.
-
-    One process per machine downloads the data, as Lightning does: the context ``first`` runs it first,
-    and the others after it (they find the files there).
-    """
-    with first:
-        data.prepare_data()
-    data.setup("fit")
-    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    return train_loader, val_loader, options.for_loaders(len(train_loader), len(val_loader))
-
-
-def run_test(net, data, device, options: LoopOptions, checkpoint, loggers, progress: Progress) -> dict[str, float]:
-    """The best epoch's weights on the test split, as Trainer.test(ckpt_path="best"); the test row logged."""
-    checkpoint.load_best()
-    metrics = evaluate_test(net, data, device, options.autocast, options.test_limit)
-    log_test(loggers, progress.epoch, progress.steps, metrics)
-    return metrics
-
-
 def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
     """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
     cli = ProjectCLI(args)
@@ -84,7 +62,8 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     if fabric.world_size > 1:
         reset_seed()  # as the Trainer's DDP does once the group is up (Fabric's DDP does not)
     device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
-    train_loader, val_loader, options = setup_data(data, options, fabric.rank_zero_first(local=True))
+    train_loader, val_loader = data.fit_loaders(fabric.rank_zero_first(local=True))  # one download per machine
+    options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
     run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
@@ -92,7 +71,6 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision
     checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
-
     try:
         for epoch in range(progress.epoch, options.max_epochs):
             train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
@@ -108,7 +86,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
             if options.done(progress.steps):
                 break  # --trainer.max_steps
         fabric.barrier()  # rank 0 has written best.pt
-        test = run_test(net, data, device, options, checkpoint, loggers, progress) if config.test else None
+        test = test_best(net, data, device, options, checkpoint, loggers, progress) if config.test else None
     finally:
         close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
     fabric.print(f"outputs: {run_dir}")

@@ -15,15 +15,14 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import Logger
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, leave_process_group, local_rank_zero_first, rank
-from {{ cookiecutter.package_name }}.evaluation import evaluate, evaluate_test
+from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, log_test, say
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, say
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual
@@ -54,27 +53,6 @@ def train_epoch(model, loader, optimizer, device, options: LoopOptions, progress
         checkpoint.after_batch(loss, progress, steps)  # the NaN check; last.pt every --save_every_n_steps
 
 
-def setup_data(data, options: LoopOptions, first) -> tuple[DataLoader, DataLoader, LoopOptions]:
-    """The DataModule's loaders, and the options that count batches sized to them.
-
-    One process per machine downloads the data, as Lightning does: the context ``first`` runs it first,
-    and the others after it (they find the files there).
-    """
-    with first:
-        data.prepare_data()
-    data.setup("fit")
-    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    return train_loader, val_loader, options.for_loaders(len(train_loader), len(val_loader))
-
-
-def run_test(net, data, device, options: LoopOptions, checkpoint, loggers, progress: Progress) -> dict[str, float]:
-    """The best epoch's weights on the test split, as Trainer.test(ckpt_path="best"); the test row logged."""
-    checkpoint.load_best()
-    metrics = evaluate_test(net, data, device, options.autocast, options.test_limit)
-    log_test(loggers, progress.epoch, progress.steps, metrics)
-    return metrics
-
-
 def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:
     """Train on ``args`` (sys.argv when None); ``loggers`` get what the run logs, beside the --logger one."""
     cli = ProjectCLI(args)
@@ -82,7 +60,8 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
     device, writer = init_from_env(config.dist_timeout), rank() == 0  # the process group; only rank 0 writes files
-    train_loader, val_loader, options = setup_data(data, options, local_rank_zero_first())
+    train_loader, val_loader = data.fit_loaders(local_rank_zero_first())  # one download per machine
+    options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
     run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
@@ -91,7 +70,6 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     model = DistributedDataParallel(net) if dist.is_initialized() else net  # under DDP: gradients averaged over ranks
     checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
-
     try:
         for epoch in range(progress.epoch, options.max_epochs):
             train_loader.sampler.set_epoch(epoch, start=progress.batch * data.hparams.batch_size)  # the Trainer's order
@@ -107,7 +85,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
             if options.done(progress.steps):
                 break  # --trainer.max_steps
         barrier()  # rank 0 has written best.pt
-        test = run_test(net, data, device, options, checkpoint, loggers, progress) if config.test else None
+        test = test_best(net, data, device, options, checkpoint, loggers, progress) if config.test else None
     finally:
         close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
     say(f"outputs: {run_dir}")

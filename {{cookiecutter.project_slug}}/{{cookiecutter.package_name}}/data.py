@@ -9,6 +9,7 @@ import itertools
 import multiprocessing
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from importlib import import_module
 
 import lightning as L
@@ -274,6 +275,15 @@ class DataModule(L.LightningDataModule):
     def predict_transform(self, image: Image.Image) -> torch.Tensor:
         """Any picture to the network's input (C, H, W): ``predict_pixels``, then the scaling of every split."""
         return self.to_input(self.predict_pixels(image))
+
+    def fit_loaders(self, first: AbstractContextManager | None = None) -> tuple[DataLoader, DataLoader]:
+        """For a loop of your own, what the Trainer does before fit: the download inside ``first`` (under
+        DDP, one process per machine runs it first and the others after it, finding the files there), the
+        split, and the train and val loaders."""
+        with first or nullcontext():
+            self.prepare_data()
+        self.setup("fit")
+        return self.train_dataloader(), self.val_dataloader()
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(self.splits["train"], self.hparams.seed)

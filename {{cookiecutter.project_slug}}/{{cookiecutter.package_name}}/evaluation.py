@@ -5,6 +5,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .recipe import Metrics, loss_fn
+from .runs import log_test
 from .trainer_options import limit_batches
 
 
@@ -36,3 +37,11 @@ def evaluate_test(net: nn.Module, data, device: torch.device, autocast: torch.dt
     loader = data.test_dataloader()
     metrics = Metrics(data.num_classes).to(device)
     return evaluate(net, loader, device, metrics, autocast, limit_batches(limit, len(loader)))
+
+
+def test_best(net: nn.Module, data, device: torch.device, options, checkpoint, loggers, progress) -> dict[str, float]:
+    """The best epoch's weights on the test split, as Trainer.test(ckpt_path="best"); the test row logged."""
+    checkpoint.load_best()
+    metrics = evaluate_test(net, data, device, options.autocast, options.test_limit)
+    log_test(loggers, progress.epoch, progress.steps, metrics)
+    return metrics
