@@ -1,8 +1,8 @@
 """Train the network with your own loop and Lightning Fabric: train_manual.py, with Fabric taking its devices.
 
-    python train_fabric.py --model.lr 0.003      # configs/default.yaml, and any option of train.py
-    python train_fabric.py --trainer.devices 2 --trainer.strategy ddp     # Fabric launches 2 processes
+    python train_fabric.py --model.lr 0.003  # and --trainer.devices 2 --trainer.strategy ddp: Fabric starts 2 processes
 
+Its options: configs/default.yaml, and any option of train.py (docs/distributed.md for several processes).
 train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
 them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
@@ -11,7 +11,6 @@ step, docs/trainer_options.md what becomes of each --trainer option on this rung
 from collections.abc import Sequence
 
 import lightning as L
-from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.loggers import Logger
 from tqdm import tqdm
 
@@ -59,13 +58,11 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
     fabric = L.Fabric(**cli.fabric_arguments())  # joins torchrun's processes, or starts its own
     fabric.launch()
-    if fabric.world_size > 1:
-        reset_seed()  # as the Trainer's DDP does once the group is up (Fabric's DDP does not)
     device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
     train_loader, val_loader = data.fit_loaders(fabric.rank_zero_first(local=True))  # one download per machine
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
+    run_dir, loggers = cli.start_run(RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision

@@ -1,8 +1,8 @@
 """Train the network by hand: the loop that Lightning's Trainer runs for you, written out.
 
-    python train_manual.py --model.lr 0.003      # configs/default.yaml, and any option of train.py
-    torchrun --nproc_per_node 2 train_manual.py  # DDP on 2 processes (docs/distributed.md)
+    python train_manual.py --model.lr 0.003  # or torchrun --nproc_per_node 2 train_manual.py: DDP on 2 processes
 
+Its options: configs/default.yaml, and any option of train.py (docs/distributed.md for several processes).
 train_epoch() holds the six steps of every iteration, one line each, and the trainer options that touch
 them; main() sets up, runs the epochs and tests. docs/six_steps.md shows where the Trainer takes each
 step, docs/trainer_options.md what becomes of each --trainer option on this rung.
@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch.loggers import Logger
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -22,7 +21,7 @@ from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, leave_process_group, local_rank_zero_first, rank
 from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, say
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual
@@ -63,11 +62,11 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     train_loader, val_loader = data.fit_loaders(local_rank_zero_first())  # one download per machine
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers)  # rank 0 makes the directory (sent to all) and opens the loggers
+    run_dir, loggers = cli.start_run(RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     net.to(device)
-    model = DistributedDataParallel(net) if dist.is_initialized() else net  # under DDP: gradients averaged over ranks
+    model = DistributedDataParallel(net) if torch.distributed.is_initialized() else net  # DDP averages gradients
     checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
     try:
@@ -88,7 +87,8 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
         test = test_best(net, data, device, options, checkpoint, loggers, progress) if config.test else None
     finally:
         close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
-    say(f"outputs: {run_dir}")
+    if writer:
+        print(f"outputs: {run_dir}")
     return RunResult(net, data, run_dir, test)
 
 

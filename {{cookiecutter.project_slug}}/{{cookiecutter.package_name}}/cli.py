@@ -15,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
+from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -157,8 +159,12 @@ class ProjectCLI(LightningCLI):
         only; TrainerCLI leaves config.yaml to the Trainer, once fit starts).
 
         ``rung`` names the directory, runs/<date>_<time>-<rung>. Called once the model and the data exist,
-        so an invalid config writes nothing.
+        so an invalid config writes nothing, and once the process group is up (torchrun's or Fabric's): every
+        rank then restarts its random state from the run's seed, as the Trainer's DDP setup does
+        (``reset_seed``), so dropout draws the same masks on every rung.
         """
+        if torch.distributed.is_initialized():
+            reset_seed()
         rank = rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in a single process
         run_dir = shared_run_dir(self.config.run_root, rung, rank, self.config.run_name)
         chosen = self.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger

@@ -16,7 +16,6 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.fabric.utilities.seed import reset_seed
 
 T = TypeVar("T")
 
@@ -37,10 +36,6 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
         torch.cuda.set_device(device)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
-    if dist.is_initialized():
-        # Every rank restarts its random state from the run's seed once the group is up, as Lightning's
-        # DDP setup does (reset_seed): dropout then draws the same masks on every rung.
-        reset_seed()
     return device
 
 
