@@ -8,6 +8,9 @@ Every row is a ratio of two things measured in the same run, alternating, after 
     F1  Fabric step time / manual step time   goal <= 1.03
     B1  the project's Trainer step time / Trainer(barebones=True) step time: what the project's callbacks,
         logger and progress bar add   goal <= 1.03
+    B2  B1 priced instead of timed: 1 + the per-batch time of the callbacks that barebones leaves out / the
+        training batch's time, both from Lightning's SimpleProfiler in one run (a shared machine's slow
+        spells move B1 by more than its goal; they move both terms of B2 alike)   goal <= 1.03
     P2  compute-only step time / manual end-to-end step time (the input pipeline's share)   goal >= 0.95
     P3  `python train.py --trainer.fast_dev_run true` / `python -c "import lightning, torchvision"`   goal <= 1.6
 
@@ -78,6 +81,25 @@ def p3(project: Path, repeats: int) -> dict:
     return {**medians, "ratio": medians["fast_dev_run"] / medians["imports"]}
 
 
+def b2(project: Path, batch: int, extra: list[str]) -> dict:
+    """What the project's callbacks cost per training batch, by Lightning's SimpleProfiler, against the batch."""
+    out = project / "bench-profile"
+    python(project, "train.py", *QUIET, "--data.batch_size", str(batch), "--trainer.max_epochs", "3",
+           "--test", "false", "--run_root", "bench-runs", "--trainer.profiler", "SimpleProfiler",
+           "--trainer.profiler.dirpath", str(out), "--trainer.profiler.filename", f"b2-{batch}", *extra)
+    rows = {}  # action: (mean seconds, calls)
+    for line in (out / f"fit-b2-{batch}.txt").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) == 5 and cells[2].isdigit() and cells[1] != "-":  # the Total row has no mean
+            rows[cells[0]] = (float(cells[1]), int(cells[2]))
+    batch_s, batches = rows["run_training_batch"]
+    # a hook called once per training batch: on_train_batch_*, on_before_backward, on_after_backward, ...
+    hooks = {name: mean for name, (mean, calls) in rows.items() if name.startswith("[Callback]") and calls == batches}
+    hooks_s = sum(hooks.values())
+    return {"batch_us": 1e6 * batch_s, "hooks_us": 1e6 * hooks_s, "ratio": 1 + hooks_s / batch_s,
+            "top": sorted(hooks.items(), key=lambda item: -item[1])[:3]}
+
+
 def machine() -> str:
     import torch
 
@@ -113,6 +135,11 @@ def main() -> None:
                          f"trainer {trainer['ms_per_step']:.3f} ms, barebones {bare['ms_per_step']:.3f} ms, "
                          f"{trainer['step_up_us']:+.0f} µs/step"))
             ladders[batch] = figures["rungs"]
+            priced = b2(project, batch, extra)
+            top = ", ".join(f"{name.split('{')[0].removeprefix('[Callback]')}.{name.rsplit('.', 1)[-1]} "
+                            f"{1e6 * s:.0f} µs" for name, s in priced["top"])
+            rows.append(("B2", batch, priced["ratio"], "<= 1.03", priced["ratio"] <= 1.03,
+                         f"callbacks {priced['hooks_us']:.0f} µs of a {priced['batch_us']:.0f} µs batch; most: {top}"))
         for batch in own.batch_sizes:
             figures = p2(project, batch, own.repeats, extra)
             rows.append(("P2", batch, figures["ratio"], ">= 0.95", figures["ratio"] >= 0.95,
@@ -132,7 +159,7 @@ def main() -> None:
             print(f"{batch:>5} {name:<18} {rung['ms_per_step']:>8.3f} {step_up:>10} {rung['ratio_to_manual']:>9.3f}")
     if own.json:
         keys = ("row", "batch", "ratio", "goal", "met", "detail")
-        Path(own.json).write_text(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+        Path(own.json).write_text(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
 
 
 if __name__ == "__main__":
