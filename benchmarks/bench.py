@@ -8,6 +8,9 @@ Every row is a ratio of two things measured in the same run, alternating, after 
     F1  Fabric step time / manual step time   goal <= 1.03
     B1  the project's Trainer step time / Trainer(barebones=True) step time: what the project's callbacks,
         logger and progress bar add   goal <= 1.03
+    F2  F1 priced instead of timed: 1 + what each step line Fabric changes costs over the manual loop's line
+        for the same job, each timed apart on a one-weight network (benchmarks/fabric_cost.py) / the manual
+        loop's step   goal <= 1.03
     B2  B1 priced instead of timed: 1 + the per-batch time of the callbacks that barebones leaves out / the
         training batch's time, both from Lightning's SimpleProfiler in one run (a shared machine's slow
         spells move B1 by more than its goal; they move both terms of B2 alike)   goal <= 1.03
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -81,6 +85,13 @@ def p3(project: Path, repeats: int) -> dict:
     return {**medians, "ratio": medians["fast_dev_run"] / medians["imports"]}
 
 
+def f2(project: Path, batch: int, extra: list[str]) -> dict:
+    out = project / f"f2-{batch}.json"
+    python(project, str(ROOT / "benchmarks" / "fabric_cost.py"), "--json", str(out), *QUIET,
+           "--data.batch_size", str(batch), "--run_root", "bench-runs", *extra)
+    return json.loads(out.read_text())
+
+
 def b2(project: Path, batch: int, extra: list[str]) -> dict:
     """What the project's callbacks cost per training batch, by Lightning's SimpleProfiler, against the batch."""
     out = project / "bench-profile"
@@ -135,9 +146,16 @@ def main() -> None:
                          f"trainer {trainer['ms_per_step']:.3f} ms, barebones {bare['ms_per_step']:.3f} ms, "
                          f"{trainer['step_up_us']:+.0f} µs/step"))
             ladders[batch] = figures["rungs"]
+            priced = f2(project, batch, extra)
+            top = ", ".join(f"{name} {fabric_us - manual_us:+.0f} µs" for name, (fabric_us, manual_us)
+                            in sorted(priced["calls_us"].items(), key=lambda item: item[1][1] - item[1][0])[:3])
+            rows.append(("F2", batch, priced["ratio"], "<= 1.03", priced["ratio"] <= 1.03,
+                         f"Fabric's calls {priced['added_us']:+.0f} µs on a {priced['manual_step_us']:.0f} µs step; "
+                         f"most: {top}"))
             priced = b2(project, batch, extra)
-            top = ", ".join(f"{name.split('{')[0].removeprefix('[Callback]')}.{name.rsplit('.', 1)[-1]} "
-                            f"{1e6 * s:.0f} µs" for name, s in priced["top"])
+            # "[Callback]ModelCheckpoint{'monitor': ...}.on_train_batch_end" -> "ModelCheckpoint.on_train_batch_end"
+            top = ", ".join(f"{re.sub(r'{.*}', '', name).removeprefix('[Callback]')} {1e6 * s:.0f} µs"
+                            for name, s in priced["top"])
             rows.append(("B2", batch, priced["ratio"], "<= 1.03", priced["ratio"] <= 1.03,
                          f"callbacks {priced['hooks_us']:.0f} µs of a {priced['batch_us']:.0f} µs batch; most: {top}"))
         for batch in own.batch_sizes:
