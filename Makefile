@@ -56,7 +56,7 @@ coverage: install
 	$(PIP) install --quiet coverage
 	$(PY) benchmarks/coverage.py
 
-# Not a test: it prints figures (P1-P3, benchmarks/bench.py) and never fails on them.
+# Not a test: it prints figures (P1-P3, F1-F2, B1-B2: benchmarks/bench.py) and never fails on them.
 bench: install
 	$(PY) benchmarks/bench.py
 
