@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,21 @@ def data_dir(tmp_path_factory) -> str:
 @pytest.fixture
 def quick_args(tmp_path, data_dir) -> list[str]:
     return [*QUICK, "--run_root", str(tmp_path / "runs"), "--data.data_dir", data_dir]
+
+
+@pytest.fixture(scope="session")
+def manual_ddp_run(tmp_path_factory, data_dir) -> Path:
+    """The manual loop's run on 2 processes under torchrun, with test_distributed's PARITY_ARGS: every other
+    rung, launched its own way, on two nodes and under SLURM, must end with its weights. Trained once per
+    session: each process costs seconds of imports here."""
+    from test_distributed import PARITY_ARGS, ddp_command, ddp_env
+
+    from bounded import run_bounded
+
+    run_root = tmp_path_factory.mktemp("manual_ddp")
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *PARITY_ARGS]
+    result = run_bounded(ddp_command("manual", args), ddp_env())
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
+    [run_dir] = run_root.glob("*-manual")  # one run directory for both ranks
+    return run_dir

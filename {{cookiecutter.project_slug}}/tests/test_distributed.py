@@ -20,11 +20,16 @@ from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from bounded import ROOT, run_bounded
 from conftest import QUICK
 
-# Two loader workers per rank, for every data set: workers under DDP are where a stall can start.
-# The bounds are short, though the process-group timeout also bounds joining the group, which waits for
-# the slowest rank's imports: on 2 busy cores those took more than 10 s.
-DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "2"]
+# The parity runs load in the main process: a loader worker hands out the main process's very batches
+# (test_data.py), and under DDP each rank's workers start from a server that imports the project, seconds
+# of CPU per rank here. Workers under DDP, where a stall can start, are the stalled-worker tests' (one per
+# rank, every rung) and `make stress`'s (two per rank, many runs). The process-group timeout also bounds
+# joining the group, which waits for the slowest rank's imports: on 2 busy cores those took over 10 s.
+DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0"]
 DDP_ARGS += ["--dist_timeout", "120", "--data.worker_timeout", "60"]
+# The parity runs also accumulate gradients in groups of 3 batches (the last group of each epoch short;
+# DDP syncs only a group's last batch) and clip them: one launch per rung checks all three.
+PARITY_ARGS = [*DDP_ARGS, "--trainer.accumulate_grad_batches", "3", "--trainer.gradient_clip_val", "0.5"]
 
 
 ENTRY = {"trainer": "train.py", "fabric": "train_fabric.py"}
@@ -47,39 +52,21 @@ def ddp_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def assert_every_rung_ends_with_the_manual_loops_weights(run_root) -> None:
-    [manual_dir] = run_root.glob("*-manual")  # one run directory for both ranks
-    reference = network_weights(torch.load(manual_dir / "checkpoints" / "last.pt", weights_only=True))
-    for rung, last in (("fabric", "last.pt"), ("trainer", "last.ckpt")):
-        [run_dir] = run_root.glob(f"*-{rung}")
-        final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
-        assert final.keys() == reference.keys()
-        assert all(torch.equal(final[k], reference[k]) for k in final), rung
-
-
 @pytest.mark.slow
-@pytest.mark.timeout(470)  # about 3x its 156 s in the template's suite
-def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir):
-    """Each rung launched as a user launches it: torchrun for the manual loop, Lightning's own for the others."""
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
-    for rung in ("manual", "fabric", "trainer"):
+@pytest.mark.timeout(300)  # about 3x its 100 s in the template's suite, manual_ddp_run's launch included
+def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir, manual_ddp_run):
+    """Each rung launched as a user launches it: torchrun for the manual loop (manual_ddp_run), Lightning's own
+    for the others. With accumulation and clipping (PARITY_ARGS)."""
+    reference = network_weights(torch.load(manual_ddp_run / "checkpoints" / "last.pt", weights_only=True))
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *PARITY_ARGS]
+    for rung, last in (("fabric", "last.pt"), ("trainer", "last.ckpt")):
         result = run_bounded(ddp_command(rung, args), ddp_env())
         assert result.returncode == 0, result.stderr[-4000:]
         assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
-    assert_every_rung_ends_with_the_manual_loops_weights(tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(240)  # about 3x its 80 s in the template's suite
-def test_accumulation_and_clipping_under_ddp_stay_bit_identical_on_every_rung(tmp_path, data_dir):
-    # Groups of 3 batches, the last group of each epoch short; only a group's last batch syncs gradients.
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
-    args += ["--trainer.accumulate_grad_batches", "3", "--trainer.gradient_clip_val", "0.5"]
-    every_rung = ["compare.py", "--rungs", "manual", "fabric", "trainer", "--check", "--plot", ""]
-    result = run_bounded([*TORCHRUN, "tests/fake_data.py", *every_rung, *args, *DDP], ddp_env())
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "weights identical on every rung: True" in result.stdout, result.stdout
-    assert_every_rung_ends_with_the_manual_loops_weights(tmp_path)
+        [run_dir] = tmp_path.glob(f"*-{rung}")
+        final = network_weights(torch.load(run_dir / "checkpoints" / last, weights_only=True))
+        assert final.keys() == reference.keys()
+        assert all(torch.equal(final[k], reference[k]) for k in final), rung
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """Beyond one machine: two nodes (torchrun's static rendezvous), SLURM (srun stood in for), and a node that dies.
 
 Both nodes run on this machine, each a process tree of its own, as on two machines; they meet over
-127.0.0.1. Every rung must end with the weights of one node with two processes, bit for bit. One launch
-trains every rung: each node runs compare.py, which trains the rungs one after the other in its process
-(each process costs seconds of imports here; the rungs' own launches are tested in test_distributed).
+127.0.0.1. Every rung must end with the weights of one node with two processes (conftest's manual_ddp_run),
+bit for bit, with accumulation and clipping. One launch trains every rung: each node runs compare.py,
+which trains the rungs one after the other in its process (each process costs seconds of imports here;
+the rungs' own launches are tested in test_distributed).
 """
 
 import os
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_distributed import ddp_command, ddp_env
+from test_distributed import PARITY_ARGS, ddp_command, ddp_env
 
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 
 from bounded import ROOT, run_bounded, signal_tree, start, wait_all
 from conftest import QUICK
 
+# Two nodes and SLURM train with test_distributed's PARITY_ARGS, as the one-node reference did; the dying
+# node with these, its process-group timeout short.
 ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0", "--dist_timeout", "60"]
 RUNGS = ["manual", "fabric", "trainer"]
 EVERY_RUNG = ["compare.py", "--rungs", *RUNGS, "--plot", ""]  # compare's own flags first: its options end with ours
@@ -67,19 +70,15 @@ def assert_all_passed(results: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, data_dir) -> dict[str, torch.Tensor]:
-    """One node, two processes (the manual loop; in test_distributed every rung ends with these weights)."""
-    run_root = tmp_path_factory.mktemp("one_node")
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *ARGS]
-    result = run_bounded(ddp_command("manual", args), ddp_env())
-    assert result.returncode == 0, result.stderr[-4000:]
-    return final_weights(run_root, "manual")
+def reference(manual_ddp_run) -> dict[str, torch.Tensor]:
+    """One node, two processes: the manual loop's weights, which every rung ends with in test_distributed."""
+    return final_weights(manual_ddp_run.parent, "manual")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # about 3x its 60 s in the template's suite
 def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference):
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *PARITY_ARGS]
     assert_all_passed(wait_all(start_nodes(tmp_path, EVERY_RUNG, args)))
     for rung in RUNGS:
         assert_same(final_weights(tmp_path, rung), reference, f"{rung} on two nodes")
@@ -112,7 +111,7 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
     job |= {"SLURM_NTASKS": "2", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NODELIST": "127.0.0.1"}
     job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / "compare.py")}
     env = {**ddp_env(), **job, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    args = [*EVERY_RUNG[1:], *QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *ARGS]
+    args = [*EVERY_RUNG[1:], *QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *PARITY_ARGS]
     result = run_bounded(
         ["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args, "--trainer.accelerator", "cpu"], env
     )
