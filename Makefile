@@ -44,11 +44,11 @@ demo: install
 	cd $(DEMO)/digits-classifier && ../../../$(PY) compare.py --json compare.json
 	@echo "The baked project: $(DEMO)/digits-classifier (loss curves: compare.png, figures: compare.json)"
 
-# Two baked suites at a time (xdist; worksteal: an idle worker takes a queued suite from a busy one, where
-# the default hands each worker its share up front); every test has a time limit, and a stall prints every
-# thread's stack.
+# Two baked suites at a time (xdist; loadgroup: a worker that runs low takes the next test of the list,
+# longest first, so the two slow halves start at once, on the two workers); every test has a time limit,
+# and a stall prints every thread's stack.
 test: install
-	$(PY) -m pytest -q -n auto --dist worksteal --timeout 600 tests
+	$(PY) -m pytest -q -n auto --dist loadgroup --timeout 600 tests
 
 # The template's suite under coverage.py, every process it starts measured: the table per file of the baked
 # projects' own code, the union over every bake (benchmarks/coverage.py). Prints, never fails on a figure.

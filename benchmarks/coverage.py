@@ -87,7 +87,7 @@ def main() -> None:
     names = {"project": PROJECT, "package": PACKAGE, "awkward": AWKWARD, "awkward_package": AWKWARD_PACKAGE}
     rcfile.write_text(RCFILE.format(data=data, tree=tree, **names))
     # The baked suites' outputs (with every test's duration) stay in out/tmp/*/pytest-output.txt.
-    pytest_args = args.pytest_args or ["-q", "-n", "auto", "--dist", "worksteal", "--timeout", "1500", "--basetemp", str(out / "tmp"), "tests"]
+    pytest_args = args.pytest_args or ["-q", "-n", "auto", "--dist", "loadgroup", "--timeout", "1500", "--basetemp", str(out / "tmp"), "tests"]
     command = [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", *pytest_args]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
