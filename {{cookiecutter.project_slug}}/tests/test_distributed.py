@@ -53,7 +53,7 @@ def ddp_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)  # about 3x its 100 s in the template's suite, manual_ddp_run's launch included
+@pytest.mark.timeout(300)  # about 3x its time beside another suite, manual_ddp_run included (50 + 21 s alone)
 def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path, data_dir, manual_ddp_run):
     """Each rung launched as a user launches it: torchrun for the manual loop (manual_ddp_run), Lightning's own
     for the others. With accumulation and clipping (PARITY_ARGS)."""

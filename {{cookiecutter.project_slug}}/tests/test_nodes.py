@@ -76,7 +76,7 @@ def reference(manual_ddp_run) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)  # about 3x its 60 s in the template's suite
+@pytest.mark.timeout(180)  # about 3x its time beside another suite, manual_ddp_run included (22 + 21 s alone)
 def test_two_nodes_end_with_the_weights_of_one_node_with_two_processes(tmp_path, data_dir, reference):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *PARITY_ARGS]
     assert_all_passed(wait_all(start_nodes(tmp_path, EVERY_RUNG, args)))
@@ -99,7 +99,7 @@ sys.exit(max(task.wait() for task in tasks))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)  # about 3x its 40 s in the template's suite
+@pytest.mark.timeout(120)  # about 3x its time beside another suite, manual_ddp_run included (18 + 21 s alone)
 def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, reference):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -121,7 +121,7 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(250)  # about 3x its 80 s in the template's suite
+@pytest.mark.timeout(250)  # about 3x its 80 s in the template's suite (78 s alone)
 def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the_same_weights(tmp_path, data_dir):
     # Batches of 2: enough steps that the run is still under way when its first checkpoint appears
     args = [*QUICK, "--data.data_dir", data_dir, *ARGS, "--data.batch_size", "2", "--save_every_n_steps", "3"]

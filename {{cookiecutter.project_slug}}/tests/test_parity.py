@@ -8,6 +8,8 @@ from compare import compare
 from {{ cookiecutter.package_name }}.data import DataModule
 
 EPOCHS = 3
+# Two epochs of a few batches: enough for a precision or a compiled graph to part the rungs, if it does.
+SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "8", "--trainer.limit_val_batches", "2"]
 
 
 def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
@@ -38,20 +40,16 @@ def test_same_seed_gives_bit_identical_weights_and_losses(quick_args, data_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(70)  # about 3x its 22 s in the template's suite
+@pytest.mark.timeout(30)  # about 5x its 6 s alone
 def test_bf16_mixed_precision_keeps_the_rungs_identical(quick_args):
     # Lightning's bf16-mixed autocasts the step's forward and loss; the manual loop does the same, on CPU too.
-    figures = compare(
-        [*quick_args, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed"], rungs=["fabric", "trainer"]
-    )
+    figures = compare([*quick_args, *SHORT, "--trainer.precision", "bf16-mixed"], rungs=["fabric", "trainer"])
     assert figures["identical"] and figures["same_epoch_metrics"]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
-@pytest.mark.timeout(130)  # about 3x its 42 s in the template's suite
+@pytest.mark.timeout(130)  # about 3x its 42 s with a cold compile cache beside another suite (13 s warm, alone)
 def test_compiled_network_keeps_the_rungs_identical(quick_args):
-    figures = compare(
-        [*quick_args, "--trainer.max_epochs", "2", "--model.compile", "true"], rungs=["fabric", "trainer"]
-    )
+    figures = compare([*quick_args, *SHORT, "--model.compile", "true"], rungs=["fabric", "trainer"])
     assert figures["identical"] and figures["same_epoch_metrics"]
