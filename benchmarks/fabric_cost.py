@@ -4,14 +4,14 @@ Run inside a baked project (bench.py does): it takes the project's own options. 
 train_fabric.py`` shows every line Fabric changes in a step: the batch's move (``fabric.to_device``), the
 two contexts (``fabric.no_backward_sync``, ``fabric.autocast``), the backward (``fabric.backward``), and
 the model and optimizer that ``fabric.setup`` wraps. Each is timed beside the manual loop's line for the
-same job, on a network of one weight so that only the call's own cost is left; the sum of the
-differences, over the manual loop's step on the real network, is F2. Each figure is the fastest of
-several timed loops, so a slow spell of a shared machine, which F1's whole runs pay, drops out.
+same job, on a network of one weight so that only the call's own cost is left. It writes each pair and
+the sum of the differences; bench.py divides the sum by the manual loop's step that compare.py measured
+(P1's) for F2. Each figure is the fastest of several timed loops, so a slow spell of a shared machine,
+which F1's whole runs pay, drops out.
 """
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from contextlib import nullcontext
@@ -21,7 +21,6 @@ import torch
 
 # bench.py bakes the default project, whose package is digits_classifier.
 from digits_classifier.cli import ProjectCLI
-from digits_classifier.recipe import build_optimizer, loss_fn
 
 
 def best_us(call, loops: int, repeats: int) -> float:
@@ -77,31 +76,11 @@ def priced_calls(fabric: L.Fabric, x: torch.Tensor, y: torch.Tensor, loops: int,
     }
 
 
-def manual_step_us(cli: ProjectCLI, fabric: L.Fabric, epochs: int) -> float:
-    """The manual loop's six steps on the real network and batches in memory: median µs per step."""
-    net, data, hp = cli.model.net, cli.datamodule, cli.model.hparams
-    device = fabric.device
-    data.setup("fit")
-    optimizer, _ = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, "none", 1)
-    net.to(device).train()
-    batches = [(x.to(device), y.to(device)) for x, y in data.train_dataloader()]
-    times = []
-    for _ in range(epochs + 1):  # the first is the warm-up
-        start = time.perf_counter()
-        for x, y in batches:
-            optimizer.zero_grad()
-            loss_fn(net(x), y).backward()
-            optimizer.step()
-        times.append(1e6 * (time.perf_counter() - start) / len(batches))
-    return statistics.median(times[1:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", required=True)
     parser.add_argument("--loops", type=int, default=2000, help="calls per timed loop")
     parser.add_argument("--repeats", type=int, default=7, help="timed loops per call; the fastest counts")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs of the manual step")
     own, rest = parser.parse_known_args()
     sys.argv = sys.argv[:1]  # the project's options are in rest
     cli = ProjectCLI(args=rest)
@@ -110,9 +89,8 @@ def main() -> None:
     cli.datamodule.setup("fit")
     x, y = next(iter(cli.datamodule.train_dataloader()))  # a real batch, on the CPU as the loader gives it
     calls = priced_calls(fabric, x, y, own.loops, own.repeats)
-    step = manual_step_us(cli, fabric, own.epochs)
     added = sum(fabric_us - manual_us for fabric_us, manual_us in calls.values())
-    figures = {"calls_us": calls, "added_us": added, "manual_step_us": step, "ratio": 1 + added / step}
+    figures = {"calls_us": calls, "added_us": added}
     with open(own.json, "w") as f:
         json.dump(figures, f, indent=2)
 
