@@ -1,9 +1,12 @@
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.loggers import Logger
 
 from {{ cookiecutter.package_name }}.data import dataset
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
 import fake_data
 
@@ -29,6 +32,54 @@ def data_dir(tmp_path_factory) -> str:
 @pytest.fixture
 def quick_args(tmp_path, data_dir) -> list[str]:
     return [*QUICK, "--run_root", str(tmp_path / "runs"), "--data.data_dir", data_dir]
+
+
+Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
+
+
+class Recorder(Logger):
+    """A logger of the caller's own, as ``main(args, loggers=[...])`` takes it: it keeps what it is given."""
+
+    name, version = "recorder", 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.series: Series = defaultdict(list)
+        self.config: dict = {}
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        self.config.update(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            if "/" in key:
+                self.series[key].append((step, float(value)))
+
+
+@pytest.fixture(scope="session")
+def recorders() -> dict[str, Recorder]:
+    """What each rung of ``trained_runs`` logged to a logger passed in (test_logging reads it)."""
+    return {rung: Recorder() for rung in ("trainer", "fabric", "manual")}
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, data_dir, recorders) -> dict:
+    """One short run of each rung, for every test that reads a run's checkpoints or logs: with the project's
+    default logger (offline) and a Recorder. Trained once per session: each run takes seconds here."""
+    import train
+    import train_fabric
+    import train_manual
+
+    args = [*QUICK, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
+    args += ["--run_root", str(tmp_path_factory.mktemp("trained")), "--data.data_dir", data_dir]
+    entries = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; these runs let it write
+        return {rung: entry.main(args, loggers=[recorders[rung]]) for rung, entry in entries.items()}
 
 
 @pytest.fixture(scope="session")

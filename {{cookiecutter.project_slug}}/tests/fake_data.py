@@ -46,8 +46,28 @@ def stall_loader_workers() -> None:
     fetch._MapDatasetFetcher.fetch = lambda self, index: time.sleep(3600)
 
 
+def slow_down_batches(seconds: float) -> None:
+    """Make every batch take ``seconds`` longer to load: a run that is still under way when a test stops it."""
+    import time
+
+    from torch.utils.data._utils import fetch
+
+    load = fetch._MapDatasetFetcher.fetch
+
+    def slow_fetch(self, index):
+        time.sleep(seconds)
+        return load(self, index)
+
+    fetch._MapDatasetFetcher.fetch = slow_fetch
+
+
+if os.environ.get("BATCH_DELAY"):  # seconds
+    slow_down_batches(float(os.environ["BATCH_DELAY"]))
+
 # The stall test names a rank; a loader worker runs this file again first (as __mp_main__), so it stalls too.
-if os.environ.get("STALL_RANK") is not None and os.environ.get("STALL_RANK") == os.environ.get("LOCAL_RANK", "0"):
+STALL_TEST = os.environ.get("STALL_RANK") is not None
+STALLED = STALL_TEST and os.environ.get("STALL_RANK") == os.environ.get("LOCAL_RANK", "0")
+if STALLED:
     stall_loader_workers()
 
 
@@ -60,5 +80,7 @@ if __name__ == "__main__":
     accept_fake_files()
     if len(sys.argv) > 1 and sys.argv[1].endswith(".py"):
         os.environ["FAKE_DATA_ENTRY"] = os.path.abspath(sys.argv.pop(1))
+    if STALL_TEST:  # one loader worker on the stalled rank, none on the others (each rank's cost an import)
+        sys.argv += ["--data.num_workers", "1" if STALLED else "0"]  # last wins: a launched rank re-appends
     entry = os.environ["FAKE_DATA_ENTRY"]
     exec(compile(Path(entry).read_text(), entry, "exec"), {"__name__": "__main__", "__file__": entry})

@@ -22,8 +22,8 @@ from conftest import QUICK
 
 # The parity runs load in the main process: a loader worker hands out the main process's very batches
 # (test_data.py), and under DDP each rank's workers start from a server that imports the project, seconds
-# of CPU per rank here. Workers under DDP, where a stall can start, are the stalled-worker tests' (one per
-# rank, every rung) and `make stress`'s (two per rank, many runs). The process-group timeout also bounds
+# of CPU per rank here. Workers under DDP, where a stall can start, are the stalled-worker tests' (one on
+# the stalled rank, every rung) and `make stress`'s (two per rank, many runs). The process-group timeout also bounds
 # joining the group, which waits for the slowest rank's imports: on 2 busy cores those took over 10 s.
 DDP_ARGS = ["--trainer.max_epochs", "2", "--data.batch_size", "16", "--data.num_workers", "0"]
 DDP_ARGS += ["--dist_timeout", "120", "--data.worker_timeout", "60"]
@@ -73,9 +73,10 @@ def test_ddp_on_two_processes_gives_bit_identical_weights_on_every_rung(tmp_path
 @pytest.mark.parametrize("rung", ["manual", "fabric", "trainer"])
 @pytest.mark.timeout(160)  # about 3x its 53 s in the template's suite
 def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(tmp_path, data_dir, rung):
-    # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK); rank 0 waits on rank 1.
+    # Rank 1's loader worker never returns a batch (fake_data.py's STALL_RANK, which gives rank 1 one worker
+    # and rank 0 none); rank 0 waits on rank 1.
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *DDP_ARGS]
-    args += ["--data.num_workers", "1", "--data.worker_timeout", "5"]  # rank 0 learns of it when rank 1 leaves
+    args += ["--data.worker_timeout", "5"]  # rank 0 learns of it when rank 1 leaves
     result = run_bounded(ddp_command(rung, args), {**ddp_env(), "STALL_RANK": "1"}, timeout=150)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0

@@ -21,7 +21,6 @@ from {{ cookiecutter.package_name }}.data import DataModule, dataset
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
 from bounded import run_bounded
-from conftest import QUICK
 
 
 def test_help_lists_every_option(capsys):
@@ -74,14 +73,6 @@ def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
 
 
 RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
-
-
-@pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory, data_dir) -> dict[str, Path]:
-    """One short run of each rung, for the tests that read checkpoints."""
-    root = tmp_path_factory.mktemp("trained")
-    args = [*QUICK, "--run_root", str(root), "--data.data_dir", data_dir, "--trainer.max_epochs", "2"]
-    return {rung: entry.main(args) for rung, entry in RUNG_ENTRIES.items()}
 
 
 @pytest.mark.parametrize(("rung", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])

@@ -12,15 +12,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from lightning.pytorch.loggers import Logger
-
-import train
-import train_fabric
-import train_manual
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
-RUNGS = {"manual": train_manual, "fabric": train_fabric, "trainer": train}
-Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
+from conftest import Series
 
 
 def read_csv(run_dir: Path) -> Series:
@@ -87,34 +81,9 @@ def wandb_records(data: bytes) -> list:
 READERS = {"csv": read_csv, "tensorboard": read_tensorboard, "wandb": read_wandb}
 
 
-class Recorder(Logger):
-    """A logger of the caller's own, as ``main(args, loggers=[...])`` takes it: it keeps what it is given."""
-
-    name, version = "recorder", 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.series: Series = defaultdict(list)
-        self.config: dict = {}
-
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        self.config.update(params)
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            if "/" in key:
-                self.series[key].append((step, float(value)))
-
-
-def test_every_rung_logs_each_metric_at_the_same_steps(quick_args, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; this one lets it write
-    args = [*quick_args, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
-    recorders = {name: Recorder() for name in RUNGS}
-    run_dirs = {name: entry.main(args, loggers=[recorders[name]]).run_dir for name, entry in RUNGS.items()}
+def test_every_rung_logs_each_metric_at_the_same_steps(trained_runs, recorders):
+    # conftest's runs: 2 epochs of each rung, with the default logger and a Recorder passed in
+    run_dirs = {name: run.run_dir for name, run in trained_runs.items()}
     recorded = {name: dict(recorder.series) for name, recorder in recorders.items()}
     for name, recorder in recorders.items():  # a logger passed in gets the run's config and every row
         assert recorder.config["trainer"]["max_epochs"] == 2 and recorded[name] == recorded["trainer"], name
