@@ -162,12 +162,11 @@ def test_barebones_trains_the_same_weights_without_the_projects_extras(quick_arg
     assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(40)  # about 3x its 10 s in the template's suite
 def test_compare_check_and_json(quick_args, tmp_path):
     out = tmp_path / "figures.json"
     own = ["--check", "--json", str(out), "--plot", str(tmp_path / "c.png")]
-    code = compare.main([*own, *quick_args, "--trainer.max_epochs", "2"])
+    short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2"]
+    code = compare.main([*own, *quick_args, *short])
     figures = json.loads(out.read_text())
     assert code == 0 and figures["identical"] is True and (tmp_path / "c.png").stat().st_size > 0
     for key in ("epochs", "max_abs_weight_diff", "trainer_ms_per_step", "manual_ms_per_step", "overhead_ratio"):

@@ -7,7 +7,7 @@ import pytest
 from compare import compare
 from {{ cookiecutter.package_name }}.data import DataModule
 
-EPOCHS = 3
+EPOCHS = 2
 # Two epochs of a few batches: enough for a precision or a compiled graph to part the rungs, if it does.
 SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "8", "--trainer.limit_val_batches", "2"]
 

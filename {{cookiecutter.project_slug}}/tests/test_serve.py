@@ -1,5 +1,10 @@
-"""serve.py on a real port: predict.py's answers, 4xx for bad input and still serving, a bounded load, SIGTERM."""
+"""serve.py: predict.py's answers, 4xx for bad input and still serving, a bounded load, SIGTERM.
 
+The quick test makes LitServe's calls to the API and the middleware by hand, in-process; the slow one
+starts the server on a real port, as a user would (one server: no data set of its own).
+"""
+
+import asyncio
 import base64
 import io
 import json
@@ -13,18 +18,21 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
 from PIL import Image
+from starlette.datastructures import FormData, UploadFile
 
 import predict
+import serve
 import train_manual
+from {{ cookiecutter.package_name }}.cli import one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule
 
 from bounded import ROOT
 from conftest import QUICK
-
-pytestmark = pytest.mark.slow  # one server, started as a user would; no data set of its own
 
 
 def free_port() -> int:
@@ -59,6 +67,90 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def write_pngs(folder: Path, data_dir: str, count: int) -> list[Path]:
+    """The first ``count`` test images as PNG files, in the data set's mode."""
+    data = DataModule(data_dir=data_dir)
+    data.setup("test")
+    pixels, _ = data.pixels("test")
+    mode = "L" if data.num_channels == 1 else "RGB"
+    folder.mkdir(exist_ok=True)
+    files = []
+    for i in range(count):
+        path = folder / f"{i}.png"
+        Image.fromarray(pixels[i].permute(1, 2, 0).squeeze(-1).numpy()).convert(mode).save(path)
+        files.append(path)
+    return files
+
+
+def refusal(api: serve.ImageAPI, request) -> HTTPException:
+    """What ``decode_request`` raises for a request it cannot read."""
+    with pytest.raises(HTTPException) as refused:
+        api.decode_request(request)
+    return refused.value
+
+
+def through_middleware(body: bytes, content_type: str) -> tuple[int | None, bytes | None]:
+    """The middleware's answer to a POST (its status, or None), and the body LitServe got (or None)."""
+    seen, sent = [], []
+
+    async def litserve(scope, receive, send) -> None:
+        seen.append((await receive())["body"])
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-type", content_type.encode())]}
+    asyncio.run(serve.RefuseUnreadableBodies(litserve)(scope, receive, send))
+    status = next((message["status"] for message in sent if message["type"] == "http.response.start"), None)
+    return status, seen[0] if seen else None
+
+
+def test_the_api_answers_as_predict_and_refuses_bad_input_in_process(trained_runs, tmp_path, data_dir, capsys):
+    checkpoint = str(trained_runs["manual"].run_dir / "checkpoints" / "best.pt")
+    files = write_pngs(tmp_path / "images", data_dir, 4)
+    expected = predict.main(["--ckpt_path", checkpoint, "--output", str(tmp_path / "p.csv"), str(tmp_path / "images")])
+    api = serve.ImageAPI(checkpoint, ["--data.data_dir", data_dir], max_batch_size=4, batch_timeout=0.01)
+    api.setup("cpu")
+    # LitServe decodes each request, batches them, predicts once, unbatches and encodes each answer
+    requests = [{"image": base64.b64encode(path.read_bytes()).decode()} for path in files[:2]]
+    requests += [
+        FormData([("file", UploadFile(io.BytesIO(path.read_bytes()), filename="d.png"))]) for path in files[2:]
+    ]
+    probabilities = api.unbatch(api.predict(api.batch([api.decode_request(request) for request in requests])))
+    for answer, row in zip(map(api.encode_response, probabilities), expected, strict=True):
+        assert answer["class"] == row["class"] and round(max(answer["probabilities"]), 6) == row["confidence"]
+        assert answer["class"] == api.classes[answer["index"]] and len(answer["probabilities"]) == len(api.classes)
+    single = api.predict(api.decode_request(requests[0]))  # --max_batch_size 1: one image, unbatched
+    assert single.shape == probabilities[0].shape and int(single.argmax()) == int(probabilities[0].argmax())
+
+    good = files[0].read_bytes()
+    bad = {
+        "JSON without an image": {"picture": "x"},
+        "base64 that does not decode": {"image": "!!! not base64 !!!"},
+        "an empty image": {"image": ""},
+        "not an image": {"image": base64.b64encode(b"hello, not an image").decode()},
+        "a truncated PNG": {"image": base64.b64encode(good[: len(good) // 2]).decode()},
+        "too many pixels": {"image": base64.b64encode(png(Image.new("L", (4097, 4096)))).decode()},
+        "a form without the file": FormData([("other", "x")]),
+    }
+    for what, request in bad.items():
+        error = refusal(api, request)
+        assert 400 <= error.status_code < 500 and error.detail and "\n" not in error.detail, what
+
+    # The middleware: a body that is neither a form nor JSON is refused; JSON reaches LitServe unchanged
+    assert through_middleware(b"", "application/json") == (400, None)
+    assert through_middleware(b'{"image": ', "application/json") == (400, None)
+    assert through_middleware(good, "image/png") == (415, None)
+    assert through_middleware(b'{"image": "x"}', "application/json") == (None, b'{"image": "x"}')
+
+    with pytest.raises(SystemExit), one_line_errors():  # a missing checkpoint: one line, before any worker
+        serve.main(["--ckpt_path", str(tmp_path / "missing.pt")])
+    assert "missing.pt" in capsys.readouterr().err
+
+
 def session_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -67,20 +159,15 @@ def session_alive(pgid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(100)  # about 3x its 31 s in the template's suite
 def test_the_server_answers_as_predict_refuses_bad_input_bears_load_and_stops_on_sigterm(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path / "runs"), "--trainer.max_epochs", "1"]
     checkpoint = train_manual.main(args).run_dir / "checkpoints" / "best.pt"
-    data = DataModule(data_dir=data_dir)
-    data.setup("test")
-    pixels, _ = data.pixels("test")
-    mode = "L" if data.num_channels == 1 else "RGB"
-    files = []
-    for i in range(8):
-        path = tmp_path / f"{i}.png"
-        Image.fromarray(pixels[i].permute(1, 2, 0).squeeze(-1).numpy()).convert(mode).save(path)
-        files.append(path)
-    expected = predict.main(["--ckpt_path", str(checkpoint), "--output", str(tmp_path / "p.csv"), str(tmp_path)])
+    files = write_pngs(tmp_path / "images", data_dir, 8)
+    expected = predict.main(
+        ["--ckpt_path", str(checkpoint), "--output", str(tmp_path / "p.csv"), str(tmp_path / "images")]
+    )
 
     port = free_port()
     command = [sys.executable, "serve.py", "--ckpt_path", str(checkpoint), "--port", str(port), "--data.data_dir"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+import yaml
 from optuna.trial import TrialState
 
 import sweep
@@ -52,6 +53,20 @@ def test_a_bad_search_space_is_one_line_before_any_trial(tmp_path, quick_args, c
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert exit_info.value.code == 2 and len(errors) == 1 and expected in errors[0], errors
     assert not (tmp_path / "study.db").exists()  # no study, no trial
+
+
+def test_a_short_sweep_trains_each_trial_and_writes_the_best_config_and_plots(tmp_path, quick_args):
+    short = ["--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2", "--n_trials", "2"]
+    study = sweep.main([*sweep_args(tmp_path, quick_args, epochs=1), *short, "--rung", "manual"])
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    assert [trial.number for trial in load(tmp_path).trials] == [0, 1]  # in the storage, for the next worker
+    for trial in study.trials:  # each in a run of its own, trained with the trial's value
+        config = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "config.yaml").read_text())
+        assert config["model"]["lr"] == trial.params["model.lr"]
+    study_dir = tmp_path / "runs" / "sweeps" / "space"
+    best = yaml.safe_load((study_dir / "best.yaml").read_text())
+    assert best["model"]["lr"] == study.best_trial.params["model.lr"] and best["run_root"] == "runs"
+    assert (study_dir / "history.png").stat().st_size > 0 and (study_dir / "importances.png").stat().st_size > 0
 
 
 @pytest.mark.slow
