@@ -7,6 +7,9 @@ Each run is bounded twice: by the run's own timeouts (a loader worker, a collect
 in one error line that names the rank, and by ``run_bounded``, which dumps every thread of every process
 and fails the test if even those did not fire. ``benchmarks/stress_ddp.py`` in the template repeats
 these very commands many times.
+
+Two quick tests stay in-process: srun's variables read as torchrun's, and the collectives the loops call,
+in a real gloo group of one rank.
 """
 
 import os
@@ -14,7 +17,9 @@ import sys
 
 import pytest
 import torch
+import torch.distributed as dist
 
+from {{ cookiecutter.package_name }} import distributed
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 
 from bounded import ROOT, run_bounded
@@ -83,3 +88,38 @@ def test_a_stalled_loader_worker_ends_the_run_with_one_line_that_names_the_rank(
     assert [line for line in errors if line.startswith("error: rank 1: DataLoader timed out after 5")], result.stderr[
         -4000:
     ]
+
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def test_sruns_variables_become_torchruns(monkeypatch):
+    for name in TORCHRUN_VARIABLES:  # set, then removed: the test's end removes what env_from_slurm writes
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    job = {"SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NTASKS": "4", "SLURM_PROCID": "3"}
+    job |= {"SLURM_LOCALID": "1", "SLURM_NODEID": "1"}
+    job |= {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "slurm.sbatch", "SLURM_NODELIST": "127.0.0.1"}
+    for name, value in job.items():
+        monkeypatch.setenv(name, value)
+    distributed.env_from_slurm()
+    translated = {name: os.environ[name] for name in TORCHRUN_VARIABLES}
+    assert translated == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+                          "MASTER_PORT": str(15000 + 4242)}  # fmt: skip
+    monkeypatch.setenv("SLURM_PROCID", "0")  # torchrun's variables win: srun may start torchrun
+    distributed.env_from_slurm()
+    assert os.environ["RANK"] == "3" and distributed.local_rank() == 1
+
+
+def test_the_collectives_work_in_a_process_group_of_one(tmp_path):
+    # A real gloo group in this process, of one rank: the calls a rank makes, without a launch
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert distributed.rank() == 0 and distributed.from_rank_zero({"run": "dir"}) == {"run": "dir"}
+        with distributed.local_rank_zero_first():
+            distributed.barrier()
+        distributed.leave_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()  # the other tests run without a group
