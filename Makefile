@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test coverage bench bench-serve stress install clean
+.PHONY: demo test coverage coverage-quick bench bench-serve stress install clean
 
 # Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
 define LIST_DEPENDENCIES
@@ -55,6 +55,11 @@ test: install
 coverage: install
 	$(PIP) install --quiet coverage
 	$(PY) benchmarks/coverage.py
+
+# The default bake's own quick tier under coverage: the figure of what `pytest -m "not slow"` covers.
+coverage-quick: install
+	$(PIP) install --quiet coverage
+	$(PY) benchmarks/coverage.py --default_bake -- -m "not slow"
 
 # Not a test: it prints figures (P1-P3, F1-F2, B1-B2: benchmarks/bench.py) and never fails on them.
 bench: install

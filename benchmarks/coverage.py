@@ -8,6 +8,7 @@ data set's module, so the figure is the union over the bakes.
 
     python benchmarks/coverage.py                       # the table per file, and the process count
     python benchmarks/coverage.py --out build/coverage -- -k "digits"   # pytest arguments after --
+    python benchmarks/coverage.py --default_bake -- -m "not slow"      # the default bake's own quick tier
 
 Each measured process writes one data file, so their count is the count of Python processes that the
 suite started and that ended by themselves (a SIGKILLed rank writes none). ``coverage.json`` (and the tree
@@ -30,13 +31,16 @@ DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
 PROJECT, PACKAGE = "digits-classifier", "digits_classifier"  # the default names
 AWKWARD, AWKWARD_PACKAGE = "unicode-quoted-net-s-back", "unicode_quoted_net_s_back"  # test_bake.py's AWKWARD
 
-RCFILE = """\
+# Every process measured, its branches too, one data file each.
+RUN = """\
 [run]
 branch = true
 parallel = true
 patch = subprocess
 sigterm = true
 data_file = {data}/.coverage
+"""
+RCFILE = RUN + """\
 include =
     */{project}/*
     */{awkward}/*
@@ -73,12 +77,46 @@ def union_tree(out: Path) -> Path:
     return tree
 
 
+BAKE_RCFILE = RUN + """\
+source = .
+omit =
+    tests/*
+
+[report]
+skip_empty = true
+precision = 1
+"""
+
+
+def default_bake(out: Path, pytest_args: list[str]) -> None:
+    """The default bake's own suite (or the part ``pytest_args`` select) under coverage, as a user runs it."""
+    shutil.rmtree(out / "default", ignore_errors=True)
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out / "default")))
+    data = out / "default" / "data"
+    data.mkdir()
+    rcfile = out / "default" / "coveragerc"
+    rcfile.write_text(BAKE_RCFILE.format(data=data))
+    command = [sys.executable, "-m", "coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", "-q", *pytest_args]
+    print("$", " ".join(command), flush=True)
+    start = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    suite = subprocess.run(command, cwd=project, env=env, timeout=3600)
+    seconds = time.perf_counter() - start
+    coverage = [sys.executable, "-m", "coverage"]
+    subprocess.run([*coverage, "combine", f"--rcfile={rcfile}", "--quiet"], cwd=project, check=True, timeout=600)
+    subprocess.run([*coverage, "report", f"--rcfile={rcfile}"], cwd=project, timeout=600)
+    print(f"\nthe default bake's suite: exit {suite.returncode}, {seconds:.0f} s under coverage")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=TEMPLATE / "build" / "coverage")
+    parser.add_argument("--default_bake", action="store_true", help="the default bake's own pytest instead")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to the template's pytest")
     args = parser.parse_args()
     out = args.out.resolve()
+    if args.default_bake:
+        return default_bake(out, args.pytest_args)
     data = out / "data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
