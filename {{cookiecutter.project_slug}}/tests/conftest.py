@@ -1,4 +1,5 @@
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -85,16 +86,24 @@ def trained_runs(tmp_path_factory, data_dir, recorders) -> dict:
 @pytest.fixture(scope="session")
 def manual_ddp_run(tmp_path_factory, data_dir) -> Path:
     """The manual loop's run on 2 processes under torchrun, with test_distributed's PARITY_ARGS: every other
-    rung, launched its own way, on two nodes and under SLURM, must end with its weights. Trained once per
-    session: each process costs seconds of imports here."""
+    rung, launched its own way, on two nodes, under SLURM and after a node died, must end with its weights.
+    Trained once per session, and once for all the workers of ``pytest -n`` (the first to need it trains it
+    under a file lock in their common directory, as pytest-xdist's docs show; the others wait and read it):
+    each process costs seconds of imports here."""
+    from filelock import FileLock
     from test_distributed import PARITY_ARGS, ddp_command, ddp_env
 
     from bounded import run_bounded
 
-    run_root = tmp_path_factory.mktemp("manual_ddp")
-    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *PARITY_ARGS]
-    result = run_bounded(ddp_command("manual", args), ddp_env())
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    run_root = shared / "manual_ddp"
+    with FileLock(f"{run_root}.lock"):
+        if not list(run_root.glob("*-manual/checkpoints/last.pt")):  # none yet, or a failed one: train
+            shutil.rmtree(run_root, ignore_errors=True)
+            args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *PARITY_ARGS]
+            result = run_bounded(ddp_command("manual", args), ddp_env())
+            assert result.returncode == 0, result.stderr[-4000:]
+            assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
     [run_dir] = run_root.glob("*-manual")  # one run directory for both ranks
     return run_dir
