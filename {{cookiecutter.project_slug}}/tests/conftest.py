@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.loggers import Logger
 
+import train
+import train_fabric
+import train_manual
 from {{ cookiecutter.package_name }}.data import dataset
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
@@ -35,6 +38,7 @@ def quick_args(tmp_path, data_dir) -> list[str]:
     return [*QUICK, "--run_root", str(tmp_path / "runs"), "--data.data_dir", data_dir]
 
 
+RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
 Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
 
 
@@ -64,23 +68,18 @@ class Recorder(Logger):
 @pytest.fixture(scope="session")
 def recorders() -> dict[str, Recorder]:
     """What each rung of ``trained_runs`` logged to a logger passed in (test_logging reads it)."""
-    return {rung: Recorder() for rung in ("trainer", "fabric", "manual")}
+    return {rung: Recorder() for rung in RUNG_ENTRIES}
 
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, data_dir, recorders) -> dict:
     """One short run of each rung, for every test that reads a run's checkpoints or logs: with the project's
     default logger (offline) and a Recorder. Trained once per session: each run takes seconds here."""
-    import train
-    import train_fabric
-    import train_manual
-
     args = [*QUICK, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
     args += ["--run_root", str(tmp_path_factory.mktemp("trained")), "--data.data_dir", data_dir]
-    entries = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WANDB_MODE", "offline")  # the other tests disable wandb; these runs let it write
-        return {rung: entry.main(args, loggers=[recorders[rung]]) for rung, entry in entries.items()}
+        return {rung: entry.main(args, loggers=[recorders[rung]]) for rung, entry in RUNG_ENTRIES.items()}
 
 
 @pytest.fixture(scope="session")

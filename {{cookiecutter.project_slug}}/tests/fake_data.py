@@ -80,7 +80,7 @@ if __name__ == "__main__":
     accept_fake_files()
     if len(sys.argv) > 1 and sys.argv[1].endswith(".py"):
         os.environ["FAKE_DATA_ENTRY"] = os.path.abspath(sys.argv.pop(1))
-    if STALL_TEST:  # one loader worker on the stalled rank, none on the others (each rank's cost an import)
+    if STALL_TEST:  # one loader worker on the stalled rank, none on the others: each rank's server imports all
         sys.argv += ["--data.num_workers", "1" if STALLED else "0"]  # last wins: a launched rank re-appends
     entry = os.environ["FAKE_DATA_ENTRY"]
     exec(compile(Path(entry).read_text(), entry, "exec"), {"__name__": "__main__", "__file__": entry})

@@ -13,7 +13,6 @@ import compare
 import evaluate
 import predict
 import train
-import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
@@ -21,6 +20,7 @@ from {{ cookiecutter.package_name }}.data import DataModule, dataset
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
 from bounded import run_bounded
+from conftest import RUNG_ENTRIES
 
 
 def test_help_lists_every_option(capsys):
@@ -70,9 +70,6 @@ def test_train_manual_one_epoch_checkpoints_and_saves_its_config(quick_args):
     assert (ckpt["next_epoch"], ckpt["next_batch"]) == (1, 0)  # resume with epoch 1
     assert (results.run_dir / "checkpoints" / "best.pt").exists()
     assert (results.run_dir / "config.yaml").is_file()
-
-
-RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}
 
 
 @pytest.mark.parametrize(("rung", "name"), [("trainer", "best.ckpt"), ("fabric", "best.pt"), ("manual", "best.pt")])
