@@ -91,11 +91,11 @@ def test_predict_writes_a_csv_of_classes_and_confidences(trained_runs, tmp_path,
     assert all(row["class"] in classes and 0 < float(row["confidence"]) <= 1 for row in written)
 
 
-def write_images(folder: Path, data_dir: str) -> Path:
+def write_images(folder: Path, data_dir: str, count: int = 5) -> Path:
     """A few images of the data set as PNG files, the way a user would hand them to predict.py."""
     folder.mkdir()
     source = next(iter(dataset.load(data_dir).values()))  # (images, labels) in memory, or a Dataset on disk
-    for index in range(5):
+    for index in range(count):
         if isinstance(source, tuple):
             image = Image.fromarray(source[0][index].permute(1, 2, 0).squeeze(-1).numpy())  # (H, W) or (H, W, 3)
         else:

@@ -18,18 +18,17 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi import HTTPException
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
+from test_entries import write_images
 
 import predict
 import serve
 import train_manual
 from {{ cookiecutter.package_name }}.cli import one_line_errors
-from {{ cookiecutter.package_name }}.data import DataModule
 
 from bounded import ROOT
 from conftest import QUICK
@@ -67,21 +66,6 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_pngs(folder: Path, data_dir: str, count: int) -> list[Path]:
-    """The first ``count`` test images as PNG files, in the data set's mode."""
-    data = DataModule(data_dir=data_dir)
-    data.setup("test")
-    pixels, _ = data.pixels("test")
-    mode = "L" if data.num_channels == 1 else "RGB"
-    folder.mkdir(exist_ok=True)
-    files = []
-    for i in range(count):
-        path = folder / f"{i}.png"
-        Image.fromarray(pixels[i].permute(1, 2, 0).squeeze(-1).numpy()).convert(mode).save(path)
-        files.append(path)
-    return files
-
-
 def refusal(api: serve.ImageAPI, request) -> HTTPException:
     """What ``decode_request`` raises for a request it cannot read."""
     with pytest.raises(HTTPException) as refused:
@@ -110,7 +94,7 @@ def through_middleware(body: bytes, content_type: str) -> tuple[int | None, byte
 
 def test_the_api_answers_as_predict_and_refuses_bad_input_in_process(trained_runs, tmp_path, data_dir, capsys):
     checkpoint = str(trained_runs["manual"].run_dir / "checkpoints" / "best.pt")
-    files = write_pngs(tmp_path / "images", data_dir, 4)
+    files = sorted(write_images(tmp_path / "images", data_dir).iterdir())
     expected = predict.main(["--ckpt_path", checkpoint, "--output", str(tmp_path / "p.csv"), str(tmp_path / "images")])
     api = serve.ImageAPI(checkpoint, ["--data.data_dir", data_dir], max_batch_size=4, batch_timeout=0.01)
     api.setup("cpu")
@@ -164,7 +148,7 @@ def session_alive(pgid: int) -> bool:
 def test_the_server_answers_as_predict_refuses_bad_input_bears_load_and_stops_on_sigterm(tmp_path, data_dir):
     args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path / "runs"), "--trainer.max_epochs", "1"]
     checkpoint = train_manual.main(args).run_dir / "checkpoints" / "best.pt"
-    files = write_pngs(tmp_path / "images", data_dir, 8)
+    files = sorted(write_images(tmp_path / "images", data_dir, 8).iterdir())
     expected = predict.main(
         ["--ckpt_path", str(checkpoint), "--output", str(tmp_path / "p.csv"), str(tmp_path / "images")]
     )
