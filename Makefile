@@ -11,7 +11,7 @@ DEMO   := build/demo
 # logger that brings a package of its own) read it.
 DEPS   := build/deps
 
-.PHONY: demo test coverage coverage-quick bench bench-serve stress install clean
+.PHONY: demo test test-all coverage coverage-quick bench bench-serve stress install clean
 
 # Prints the dependencies and the dev extras of the pyproject.toml files it is given, once each.
 define LIST_DEPENDENCIES
@@ -49,6 +49,11 @@ demo: install
 # and a stall prints every thread's stack.
 test: install
 	$(PY) -m pytest -q -n auto --dist loadgroup --timeout 600 tests
+
+# Every data set's bake, each with a logger, and its whole suite, one after the other: a table of bake,
+# passed, failed and time. Longer than `make test`, which runs the whole suite of the default bake only.
+test-all: install
+	$(PY) scripts/test_all.py
 
 # The template's suite under coverage.py, every process it starts measured: the table per file of the baked
 # projects' own code, the union over every bake (benchmarks/coverage.py). Prints, never fails on a figure.

@@ -7,8 +7,10 @@
 
 The image is brought to the training resolution and channels with the DataModule's own transform, as
 predict.py does, and the answer is {"class", "index", "probabilities"}. Requests are batched dynamically
-(--max_batch_size, --batch_timeout). Input that is not an image gets a 4xx and a one-line reason, and the
-server goes on serving. SIGTERM stops every process of the server.
+(--max_batch_size, --batch_timeout). A request that is not an image gets its own 4xx and a one-line
+reason; the requests batched with it are answered as if it had not been sent. A body over
+--max_request_mb is refused with 413 before it is read; beyond --max_concurrent_requests requests at
+once, a client gets 503 at once and may retry. SIGTERM stops every process of the server.
 """
 
 import argparse
@@ -24,6 +26,7 @@ import torch
 from fastapi import HTTPException
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.checkpoints import load_weights, read_checkpoint
 from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
@@ -76,48 +79,65 @@ class ImageAPI(ls.LitAPI):
         self.model = ImageClassifier(cli.model.net, data.mean, data.std).eval().to(device)
         self.device, self.data, self.classes = device, data, data.class_names
 
-    def decode_request(self, request) -> torch.Tensor:
-        return self.data.predict_pixels(open_image(image_bytes(request)))  # uint8 (C, size, size), as predict.py
+    def decode_request(self, request) -> torch.Tensor | HTTPException:
+        """The request's uint8 (C, size, size), as predict.py reads it; or its refusal, as a value.
 
-    def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(inputs)  # (N, C, size, size)
+        LitServe answers every request of a batch with the error of any one of them (it decodes inside the
+        batch's try), so a request that cannot be read is carried to ``encode_response`` as its own 4xx.
+        """
+        try:
+            return self.data.predict_pixels(open_image(image_bytes(request)))
+        except HTTPException as refusal:
+            return refusal
+
+    def batch(self, inputs: list) -> list:
+        return inputs  # predict stacks the readable ones: each refusal keeps its place in the batch
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        batched = x.dim() == 4  # with --max_batch_size 1 LitServe passes one image
-        probabilities = self.model((x if batched else x.unsqueeze(0)).to(self.device)).cpu()
-        return probabilities if batched else probabilities[0]
+    def predict(self, x: torch.Tensor | HTTPException | list) -> torch.Tensor | HTTPException | list:
+        """Probabilities for every readable image, in one forward pass; a refusal passes through unchanged."""
+        batched = isinstance(x, list)  # with --max_batch_size 1 LitServe passes one decoded request
+        inputs = x if batched else [x]
+        images = [each for each in inputs if isinstance(each, torch.Tensor)]
+        rows = iter(self.model(torch.stack(images).to(self.device)).cpu() if images else [])
+        outputs = [next(rows) if isinstance(each, torch.Tensor) else each for each in inputs]
+        return outputs if batched else outputs[0]
 
-    def unbatch(self, output: torch.Tensor) -> list[torch.Tensor]:
-        return list(output)
+    def unbatch(self, output: list) -> list:
+        return output
 
-    def encode_response(self, probabilities: torch.Tensor) -> dict:
-        index = int(probabilities.argmax())
-        return {"class": self.classes[index], "index": index, "probabilities": probabilities.tolist()}
+    def encode_response(self, output: torch.Tensor | HTTPException) -> JSONResponse:
+        """200 with the class, or this request's own 4xx and reason (as FastAPI words an HTTPException)."""
+        if isinstance(output, HTTPException):
+            return JSONResponse({"detail": output.detail}, status_code=output.status_code)
+        index = int(output.argmax())
+        return JSONResponse({"class": self.classes[index], "index": index, "probabilities": output.tolist()})
 
 
 class RefuseUnreadableBodies:
-    """A body that is neither a form nor JSON gets a 4xx here; LitServe would answer it with a 500."""
+    """Before a request reaches LitServe: a body over ``max_bytes`` gets 413, unread (its Content-Length) or
+    as soon as it grows past the limit; a body that is neither a form nor JSON gets a 4xx (LitServe would
+    answer it with a 500). Every other body is handed on unchanged."""
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
 
-    async def __call__(self, scope, receive, send) -> None:
-        kind = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1").lower()
-        if scope["type"] != "http" or scope["method"] != "POST" or kind.startswith("multipart/form-data"):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        body, more = b"", True
-        while more:
+        headers = dict(scope.get("headers", []))
+        kind = headers.get(b"content-type", b"").decode("latin-1").lower()
+        too_big = (413, f"the request is over {self.max_bytes} bytes (--max_request_mb)")
+        refusal, body, more = None, bytearray(), True
+        if int(headers.get(b"content-length", b"0") or 0) > self.max_bytes:
+            refusal, more = too_big, False  # refused before a byte of the body is read
+        while more and refusal is None:
             message = await receive()
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-        refusal = None
-        if not body:
-            refusal = (400, "the request has no body: " + USAGE)
-        else:
-            try:
-                json.loads(body)
-            except ValueError:
-                refusal = (400 if "json" in kind else 415, "the body is not JSON: " + USAGE)
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            refusal = too_big if len(body) > self.max_bytes else None
+        if refusal is None and not kind.startswith("multipart/form-data"):
+            refusal = self.unreadable(body, kind)
         if refusal:
             return await JSONResponse({"detail": refusal[1]}, status_code=refusal[0])(scope, receive, send)
         replayed = False
@@ -127,9 +147,20 @@ class RefuseUnreadableBodies:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def unreadable(body: bytearray, kind: str) -> tuple[int, str] | None:
+        """Why a body that is not a form cannot be read, as (status, reason); None if it is JSON."""
+        if not body:
+            return 400, "the request has no body: " + USAGE
+        try:
+            json.loads(body)
+        except ValueError:
+            return 400 if "json" in kind else 415, "the body is not JSON: " + USAGE
+        return None
 
 
 def stop(signum, frame) -> None:
@@ -145,16 +176,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="inference processes per device")
     parser.add_argument("--max_batch_size", type=int, default=8, help="requests batched together (1: none)")
     parser.add_argument("--batch_timeout", type=float, default=0.005, help="seconds a batch waits to fill")
+    parser.add_argument("--max_request_mb", type=float, default=10, help="a larger body is refused with 413")
+    parser.add_argument("--max_concurrent_requests", type=int, default=128, help="more at once get 503")
     own, rest = parser.parse_known_args(argv)
     read_checkpoint(own.ckpt_path)  # a missing or corrupt file fails here, in one line, before any worker starts
     api = ImageAPI(own.ckpt_path, rest, own.max_batch_size, own.batch_timeout)
     accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    server = ls.LitServer(
-        api, accelerator=accelerator, workers_per_device=own.workers, middlewares=[RefuseUnreadableBodies]
-    )
+    limit = (RefuseUnreadableBodies, {"max_bytes": int(own.max_request_mb * 2**20)})
+    server = ls.LitServer(api, accelerator=accelerator, workers_per_device=own.workers, middlewares=[limit])
     server.uvicorn_graceful_timeout = 3  # of LitServe's 30 s: the 10 s a container runtime waits after SIGTERM
     signal.signal(signal.SIGTERM, stop)
-    server.run(host=own.host, port=own.port, generate_client_file=False, num_api_servers=1)
+    # uvicorn answers 503 to a request beyond limit_concurrency, at once, without queueing it
+    server.run(
+        host=own.host,
+        port=own.port,
+        generate_client_file=False,
+        num_api_servers=1,
+        limit_concurrency=own.max_concurrent_requests,
+    )
 
 
 if __name__ == "__main__":

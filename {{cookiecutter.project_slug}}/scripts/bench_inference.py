@@ -1,5 +1,6 @@
 """Figures of the exported and served model, printed and never asserted: ONNX Runtime against eager PyTorch, and
-serve.py under load with and without dynamic batching.
+serve.py under load with and without dynamic batching, with good requests alone and with half of them bad
+(each good request's latency, with and without bad traffic beside it).
 
     python scripts/bench_inference.py --ckpt_path runs/<run>/checkpoints/best.pt [--requests 2000] [--clients 8]
 """
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,6 +63,7 @@ def onnx_against_eager(ckpt_path: str, output_dir: Path) -> None:
 
 
 def serve_under_load(ckpt_path: str, max_batch_size: int, requests: int, clients: int) -> None:
+    """One server; a run of good requests only, then one where every other request is bad."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -78,36 +81,47 @@ def serve_under_load(ckpt_path: str, max_batch_size: int, requests: int, clients
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("serve.py did not start") from None
                 time.sleep(0.5)
-        buffer = io.BytesIO()
-        Image.new("L", (8, 8), 128).save(buffer, format="PNG")
-        body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
-        body += buffer.getvalue() + b"\r\n--b--\r\n"
-
-        def one(_) -> tuple[bool, float]:
-            start = time.perf_counter()
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, method="POST")
-            request.add_header("Content-Type", "multipart/form-data; boundary=b")
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    ok = response.status == 200
-            except OSError:
-                ok = False
-            return ok, time.perf_counter() - start
-
-        start = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            results = list(pool.map(one, range(requests)))
-        seconds = time.perf_counter() - start
-        latencies = sorted(latency for _, latency in results)
-        errors = sum(not ok for ok, _ in results)
-        p50, p99 = statistics.median(latencies), latencies[int(0.99 * len(latencies)) - 1]
-        print(
-            f"{max_batch_size:>14} | {requests} from {clients} clients | {errors:>6} | {requests / seconds:>7.0f} "
-            f"| {p50 * 1e3:>7.1f} ms | {p99 * 1e3:>7.1f} ms"
-        )
+        for bad_share in (0.0, 0.5):
+            load(port, max_batch_size, requests, clients, bad_share)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def load(port: int, max_batch_size: int, requests: int, clients: int, bad_share: float) -> None:
+    """``requests`` from ``clients`` threads at once, a ``bad_share`` of them bad: the good ones' figures."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buffer, format="PNG")
+    good = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+    good += buffer.getvalue() + b"\r\n--b--\r\n"
+    bad = good.replace(buffer.getvalue(), b"not an image")  # decoded in the batch, refused there
+    every = round(1 / bad_share) if bad_share else 0
+
+    def one(index: int) -> tuple[bool, bool, float]:
+        is_bad = bool(every) and index % every == 0
+        start = time.perf_counter()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=bad if is_bad else good)
+        request.add_header("Content-Type", "multipart/form-data; boundary=b")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError:
+            status = 0
+        return is_bad, (400 <= status < 500) if is_bad else status == 200, time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(requests)))
+    seconds = time.perf_counter() - start
+    latencies = sorted(latency for is_bad, _, latency in results if not is_bad)
+    wrong = sum(not right for _, right, _ in results)
+    p50, p99 = statistics.median(latencies), latencies[int(0.99 * len(latencies)) - 1]
+    print(
+        f"{max_batch_size:>14} | {bad_share:>9.0%} | {requests} from {clients} clients | {wrong:>13} "
+        f"| {requests / seconds:>7.0f} | {p50 * 1e3:>7.1f} ms | {p99 * 1e3:>7.1f} ms"
+    )
 
 
 def main() -> None:
@@ -119,7 +133,7 @@ def main() -> None:
     sys.argv = sys.argv[:1]  # export.py's and predict.py's CLI get their options from main, not sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         onnx_against_eager(own.ckpt_path, Path(tmp))
-    print("\nmax_batch_size | load | errors | req/s | p50 | p99")
+    print("\nmax_batch_size | bad share | load | wrong answers | req/s | good p50 | good p99")
     for max_batch_size in (8, 1):
         serve_under_load(own.ckpt_path, max_batch_size, own.requests, own.clients)
 

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import Logger
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.data import dataset
+from {{ cookiecutter.package_name }}.data import DataModule, dataset
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
 import fake_data
@@ -22,7 +22,8 @@ QUICK = ["--logger", "none", "--trainer.enable_progress_bar", "false", "--traine
 # Small images (the tests check the plumbing, not the accuracy), and batches from the main process: a
 # loader's workers start a process server of their own, which costs a second import of the project.
 # test_data and test_distributed run workers.
-QUICK += ["--data.image_size", str(min(16, dataset.IMAGE_SIZE)), "--data.num_workers", "0"]
+QUICK_DATA = {"image_size": min(16, dataset.IMAGE_SIZE), "num_workers": 0}
+QUICK += [option for name, value in QUICK_DATA.items() for option in (f"--data.{name}", str(value))]
 
 fake_data.accept_fake_files()  # CIFAR-10's MD5 check, which no fake file passes
 
@@ -36,6 +37,12 @@ def data_dir(tmp_path_factory) -> str:
 @pytest.fixture
 def quick_args(tmp_path, data_dir) -> list[str]:
     return [*QUICK, "--run_root", str(tmp_path / "runs"), "--data.data_dir", data_dir]
+
+
+@pytest.fixture
+def datamodule(data_dir) -> DataModule:
+    """The bake's DataModule on its fake files, with the data options of QUICK: what a run of QUICK trains on."""
+    return DataModule(data_dir=data_dir, **QUICK_DATA)
 
 
 RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual}

@@ -15,7 +15,6 @@ import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.model import ImageClassifier, SmallCNN
 
 from bounded import ROOT
@@ -44,14 +43,15 @@ def test_every_rungs_checkpoint_exports_to_both_formats_that_compute_what_was_tr
     assert figures["onnx"]["shape"][0] > 2 and figures["pt2"]["shape"] == figures["onnx"]["shape"]
 
 
-def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight_fails_it(checkpoints, tmp_path):
+def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight_fails_it(
+    checkpoints, tmp_path, datamodule
+):
     export.main(["--ckpt_path", str(checkpoints["manual"]), "--output_dir", str(tmp_path), "--format", "onnx"])
-    data = DataModule()
-    data.setup("test")
-    images, _ = data.pixels("test")
-    net = SmallCNN(num_classes=data.num_classes, in_channels=data.num_channels)
+    datamodule.setup("test")
+    images, _ = datamodule.pixels("test")
+    net = SmallCNN(num_classes=datamodule.num_classes, in_channels=datamodule.num_channels)
     load_weights(net, checkpoints["manual"])
-    model = ImageClassifier(net, data.mean, data.std).eval()
+    model = ImageClassifier(net, datamodule.mean, datamodule.std).eval()
     with torch.no_grad():
         right = model(images).numpy()
         net.classifier[-1].weight[0, 0] += 0.5  # one weight changed
@@ -74,10 +74,11 @@ def test_a_checkpoint_of_another_shape_fails_in_one_line(checkpoints, tmp_path):
 
 
 @pytest.mark.timeout(60)  # about 3x its 17 s in the template's suite
-def test_predict_gives_the_same_class_at_every_size_and_mode_and_from_every_model_file(checkpoints, tmp_path, capsys):
-    data = DataModule()
-    data.setup("test")
-    pixels, _ = data.pixels("test")
+def test_predict_gives_the_same_class_at_every_size_and_mode_and_from_every_model_file(
+    checkpoints, tmp_path, capsys, datamodule
+):
+    datamodule.setup("test")
+    pixels, _ = datamodule.pixels("test")
     size = pixels.shape[-1]
     images = tmp_path / "images"
     images.mkdir()

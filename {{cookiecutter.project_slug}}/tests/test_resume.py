@@ -1,5 +1,6 @@
 """A run stopped between two checkpoints and resumed from the last one ends as an uninterrupted one, bit for bit."""
 
+import math
 import os
 import random
 import signal
@@ -97,3 +98,32 @@ def test_manual_loop_interrupted_mid_epoch_repeats_the_lost_steps(tmp_path, data
     assert (checkpoint["next_epoch"], checkpoint["next_batch"], checkpoint["steps"]) == (0, 3, 3)
     resumed = train_manual.main([*args, "--run_root", str(tmp_path / "killed"), "--ckpt_path", "last"])
     assert_identical(final_weights(resumed, "last.pt"), reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rung", ["manual", "fabric"])
+def test_a_loop_stopped_after_an_epochs_last_partial_batch_resumes_bit_identical(
+    tmp_path, quick_args, datamodule, monkeypatch, rung
+):
+    # last.pt is written after the epoch's last batch, a partial one, and the run stops before the epoch ends
+    # (in validation): the saved position counts that batch as full, past the end of the shard
+    datamodule.setup("fit")
+    size = len(datamodule.splits["train"])
+    batch_size = next(b for b in range(16, size) if size % b)
+    batches = math.ceil(size / batch_size)
+    args = [*quick_args, "--trainer.max_epochs", "2", "--data.batch_size", str(batch_size)]
+    args += ["--save_every_n_steps", str(batches)]
+    module, _, last, _ = ENTRIES[rung]
+    reference = final_weights(module.main([*args, "--run_root", str(tmp_path / "reference")]), last)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "evaluate", stop)  # the first epoch's validation
+    with pytest.raises(KeyboardInterrupt):
+        module.main(args)
+    monkeypatch.undo()
+    checkpoint = torch.load(next((tmp_path / "runs").glob(f"*/checkpoints/{last}")), weights_only=True)
+    assert (checkpoint["next_epoch"], checkpoint["next_batch"], checkpoint["steps"]) == (0, batches, batches)
+    resumed = module.main([*args, "--ckpt_path", "last"])
+    assert_identical(final_weights(resumed, last), reference)

@@ -121,9 +121,13 @@ class EpochSeededSampler(DistributedSampler):
         self.start = 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Shuffle for epoch; a run resumed mid-epoch passes start, the samples it already trained on."""
+        """Shuffle for epoch; a run resumed mid-epoch passes start, the samples it already trained on.
+
+        A checkpoint written after an epoch's last batch, before its end, counts that batch as full: the
+        start is then past this rank's shard, which is all trained on.
+        """
         super().set_epoch(epoch)
-        self.start = start
+        self.start = min(start, self.num_samples)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         # (index, epoch): the dataset seeds a sample's random augmentation with both
