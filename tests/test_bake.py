@@ -64,9 +64,9 @@ def assert_lint_clean(project: Path) -> None:
 # other data set runs its whole quick tier, each with another logger, so every value of every option is
 # baked and tested; the last also has an awkward name, which reaches the package, the imports and the
 # wandb project.
-# Each suite's time limit is about 3 times its measured time (2026-12-01, fourth session, beside another
-# suite: the slow halves 8 min each, a quick tier 65 to 112 s), with room for the import; the baked tests
-# each have a limit of their own, far below these.
+# Each suite's time limit is about 3 times its measured time beside another suite (the slow halves 8 min
+# each, a quick tier 65 to 112 s), with room for the import; the baked tests each have a limit of their
+# own, far below these.
 PROCESSES = ["tests/test_distributed.py", "tests/test_nodes.py"]  # DDP launches, two nodes, SLURM
 SUITES = {
     "slow-ddp": ({}, ["-m", "slow", *PROCESSES], 1500),
