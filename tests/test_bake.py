@@ -26,7 +26,7 @@ COMMON = {
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
                                       "test_distributed", "test_docs", "test_logging", "test_trace", "test_sweep", "test_nodes",
-                                      "test_trainer_options", "test_export", "test_serve")),
+                                      "test_trainer_options", "test_export", "test_serve", "test_readme")),
 }
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 

@@ -74,3 +74,28 @@ def test_no_file_speaks_of_sessions_of_work_or_commits_by_hash():
     found += [f"{path.relative_to(TEMPLATE)}: {match.group(0)}" for path in project_files()
               for match in COMMIT.finditer(prose(path))]
     assert not found, "history belongs in CHANGELOG.md, figures in benchmarks/RESULTS.md: " + "; ".join(found)
+
+
+# One name per concept: the Trainer's rung is "trainer", a way of training is a "rung", never a "path".
+RETIRED = {
+    r'rung="lightning"|"lightning": |-lightning\b': "the Trainer's rung is named trainer",
+    r"--path\b|\bpaths\[|\"paths\"|lightning_ms_per_step": "a way of training is a rung: --rung, rungs",
+    r"\b(both|either|two|each|every)[ _]paths?\b|_(both|either|every|the)_paths?_": "the rungs are rungs, not paths",
+    r"mark\.once|-m \"?once": "the once marker is retired: the template runs the slow tier on one bake",
+    r"cli_class|loader_class|MemoryLogger|\bTimedCLI|\bTracedCLI|\bTrialCLI|\bBarebonesCLI|CLI\(rung=|test=False": (
+        "the tools attach through loggers, torch's hooks and documented flags, not hooks of their own"
+    ),
+}
+
+
+def test_no_retired_name_comes_back_into_the_template():
+    project = TEMPLATE / "{{cookiecutter.project_slug}}"
+    files = [path for path in project_files() if project in path.parents]
+    found = [
+        f"{path.relative_to(TEMPLATE)}:{number}: {why}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for pattern, why in RETIRED.items()
+        if re.search(pattern, line, re.IGNORECASE if "paths?" in pattern else 0)
+    ]
+    assert len(files) >= 30 and not found, found

@@ -119,7 +119,7 @@ def load(port: int, max_batch_size: int, requests: int, clients: int, bad_share:
     wrong = sum(not right for _, right, _ in results)
     p50, p99 = statistics.median(latencies), latencies[int(0.99 * len(latencies)) - 1]
     print(
-        f"{max_batch_size:>14} | {bad_share:>9.0%} | {requests} from {clients} clients | {wrong:>13} "
+        f"{max_batch_size:>14} | {bad_share * 100:>8.0f}% | {requests} from {clients} clients | {wrong:>13} "
         f"| {requests / seconds:>7.0f} | {p50 * 1e3:>7.1f} ms | {p99 * 1e3:>7.1f} ms"
     )
 

@@ -13,11 +13,12 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Options of other programs that the docs show: torchrun's, SLURM's, and LightningCLI's ones this project turns off.
 FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
 FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node", "--gres", "--optimizer"}
-FOREIGN |= {"--lr_scheduler", "--help"}
+FOREIGN |= {"--lr_scheduler", "--help", "--no-input"}  # and cookiecutter's
 OWN_OPTIONS = {"--json", "--plot", "--check", "--repeats", "--rungs", "--batches", "--output"}
 OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--rung", "--metric", "--direction"}
 OWN_OPTIONS |= {"--n_workers", "--heartbeat", "--output_dir", "--format", "--port", "--host", "--workers"}
-OWN_OPTIONS |= {"--max_batch_size", "--batch_timeout"}  # compare's, trace_steps', predict's, sweep's, export's, serve's
+OWN_OPTIONS |= {"--max_batch_size", "--batch_timeout", "--max_request_mb", "--max_concurrent_requests"}
+# (compare's, trace_steps', predict's, sweep's, export's and serve's own)
 
 
 def tables(text: str) -> list[list[list[str]]]:
@@ -67,18 +68,6 @@ def test_every_option_the_docs_show_is_an_option(capsys):
     assert len(shown) >= 20 and not unknown, f"the docs show options that no entry has: {unknown}"
 
 
-# One name per concept: the Trainer's rung is "trainer", a way of training is a "rung", never a "path".
-RETIRED = {
-    r'rung="lightning"|"lightning": |-lightning\b': "the Trainer's rung is named trainer",
-    r"--path\b|\bpaths\[|\"paths\"|lightning_ms_per_step": "a way of training is a rung: --rung, rungs",
-    r"\b(both|either|two|each|every)[ _]paths?\b|_(both|either|every|the)_paths?_": "the rungs are rungs, not paths",
-    r"mark\.once|-m \"?once": "the once marker is retired: the template runs the slow tier on one bake",
-    r"cli_class|loader_class|MemoryLogger|\bTimedCLI|\bTracedCLI|\bTrialCLI|\bBarebonesCLI|CLI\(rung=|test=False": (
-        "the tools attach through loggers, torch's hooks and documented flags, not hooks of their own"
-    ),
-}
-
-
 def imports_of(path: Path) -> set[str]:
     """The top-level names of the modules that a Python file imports."""
     found = set()
@@ -99,17 +88,3 @@ def test_no_entry_imports_another_entry():
         name: found for name, found in imported.items() if found and name not in {"compare", "sweep", "trace_steps"}
     }
     assert len(scripts) >= 10 and not crossed, crossed
-
-
-def test_no_retired_name_comes_back():
-    files = [p for p in ROOT.rglob("*") if p.suffix in {".py", ".md", ".yaml", ".toml", ".sbatch"} and p.is_file()]
-    files = [p for p in files if not {".venv", "runs", ".git"} & set(p.relative_to(ROOT).parts)]
-    found = [
-        f"{path.relative_to(ROOT)}:{number}: {why}"
-        for path in files
-        if path.name != "test_docs.py"
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        for pattern, why in RETIRED.items()
-        if re.search(pattern, line, re.IGNORECASE if "paths?" in pattern else 0)
-    ]
-    assert len(files) >= 30 and not found, found

@@ -14,8 +14,8 @@ import evaluate
 import predict
 import train
 import train_manual
-from {{ cookiecutter.package_name }}.checkpoints import network_weights
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.checkpoints import load_weights, network_weights
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
 
@@ -120,6 +120,29 @@ def test_a_torchvision_network_by_name_trains_evaluates_and_predicts(quick_args,
     images = write_images(tmp_path / "images", data_dir)
     rows = predict.main(["--ckpt_path", str(ckpt), str(images), "--output", str(tmp_path / "predictions.csv")])
     assert len(rows) == 5
+
+
+# torchvision's classification builders of every family that trains on the quick tier's 16x16 images in
+# seconds. The others need larger images (VGG, AlexNet, DenseNet, SqueezeNet, ConvNeXt, ViT, Inception,
+# MaxViT) or more than the quick tier's budget (the larger members of each family, Swin); ShuffleNet's
+# builders take a class as an argument, which the parser cannot build from a name.
+TORCHVISION = ["resnet18", "mobilenet_v3_small", "mobilenet_v2", "efficientnet_b0", "mnasnet0_5", "regnet_x_400mf"]
+TORCHVISION += ["regnet_y_400mf"]
+
+
+@pytest.mark.skipif(not RGB, reason="torchvision's networks take 3 channels; the template bakes RGB data sets too")
+@pytest.mark.parametrize("builder", TORCHVISION)
+def test_every_small_torchvision_network_that_trains_loads_again(quick_args, data_dir, builder):
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"]
+    result = train_manual.main([*quick_args, "--model.net", f"torchvision.models.{builder}", *short])
+    checkpoint = result.run_dir / "checkpoints" / "best.pt"
+    # the rebuild that evaluate, predict, export and serve share: the run's config.yaml, then the weights
+    rebuilt = CheckpointCLI(["--ckpt_path", str(checkpoint), "--data.data_dir", data_dir]).model.net
+    load_weights(rebuilt, checkpoint)
+    trained, loaded = result.net.state_dict(), rebuilt.state_dict()
+    assert trained.keys() == loaded.keys() and all(torch.equal(trained[k], loaded[k]) for k in trained)
+    metrics = evaluate.main(["--ckpt_path", str(checkpoint)])  # the same predictions on the test split
+    assert metrics == pytest.approx(result.test, abs=1e-6)
 
 
 @pytest.mark.parametrize("problem", ["missing", "truncated", "other_shape"])

@@ -40,7 +40,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml
 
 # Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
 RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "run_name", "ckpt_path", "trust_checkpoint")
-RUN_ONLY_OPTIONS += ("save_every_n_steps", "dist_timeout", "logger_group", "test")
+RUN_ONLY_OPTIONS += ("save_every_n_steps", "dist_timeout", "logger_group", "logger_project", "logger_entity", "test")
 # What --trainer.barebones turns off, so that the project's own callbacks and logger step aside too.
 BAREBONES = {"enable_checkpointing": False, "enable_progress_bar": False}
 BAREBONES |= {"enable_model_summary": False, "log_every_n_steps": 0, "num_sanity_val_steps": 0}
@@ -130,6 +130,13 @@ class ProjectCLI(LightningCLI):
             default=None,
             help="The wandb group of this run (default: a hash of the config, shared by the runs of one config).",
         )
+        parser.add_argument("--logger_project", type=str, default=PROJECT, help="The wandb project of this run.")
+        parser.add_argument(
+            "--logger_entity",
+            type=str | None,
+            default=None,
+            help="The wandb team or user that owns the project (default: your wandb account's, or WANDB_ENTITY).",
+        )
         parser.add_argument(
             "--dist_timeout",
             type=PositiveInt,
@@ -144,10 +151,15 @@ class ProjectCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         # `--model.net torchvision.models.resnet18` keeps the arguments the default network shares with it
         # (num_classes), parsed as SmallCNN's PositiveInt: as plain numbers they can be saved in config.yaml.
-        init_args = self.config.model.net.get("init_args") or {}
-        for name, value in init_args.items():
+        init_args = self.config.model.net.get("init_args")
+        for name, value in (init_args or {}).items():
             if type(value) in (PositiveInt, ClosedUnitInterval):
                 init_args[name] = int(value) if isinstance(value, int) else float(value)
+        # The data's class count reaches the network through a link, which fills a key it finds. A builder
+        # that takes num_classes through **kwargs has none once config.yaml is read back (a link's target is
+        # not saved): give it one, so that the network rebuilt from a run has the head it was trained with.
+        if init_args is not None and "num_classes" not in init_args:
+            init_args["num_classes"] = None  # the link's value replaces it, as in the run that trained it
 
     def instantiate_trainer(self, **kwargs: Any) -> None:
         """No Trainer: the hand-written loops run their own."""
@@ -174,7 +186,8 @@ class ProjectCLI(LightningCLI):
             logger = chosen or None  # --trainer.barebones: no --logger, on every rung
         else:
             group = self.config.logger_group or self.config_id()
-            logger = build_logger(self.config.logger, run_dir, PROJECT, rung, group)
+            where = {"project": self.config.logger_project, "entity": self.config.logger_entity}
+            logger = build_logger(self.config.logger, run_dir, rung, group, **where)
         if rank != 0:
             return run_dir, []
         self.save_run_config(run_dir)

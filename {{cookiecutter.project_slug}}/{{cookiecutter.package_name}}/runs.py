@@ -62,8 +62,10 @@ def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = No
     return from_rank_zero(run_dir)
 
 
-def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group: str | None = None) -> Logger | None:
-    """The experiment logger of one run.
+def build_logger(
+    name: LoggerName, run_dir: Path, rung: str, group: str | None, project: str, entity: str | None = None
+) -> Logger | None:
+    """The experiment logger of one run; ``project`` and ``entity`` say where a wandb run goes.
 
     wandb shows ``rung`` ("trainer", "fabric", "manual") as the job type and ``group`` as the group: runs of
     one config share a group, so the rungs sit side by side.
@@ -86,6 +88,7 @@ def build_logger(name: LoggerName, run_dir: Path, project: str, rung: str, group
     settings = wandb.Settings(silent=True) if offline else None
     return WandbLogger(
         project=project,
+        entity=entity,
         name=run_dir.name,
         save_dir=str(run_dir),
         offline=offline,
