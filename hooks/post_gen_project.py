@@ -1,5 +1,6 @@
 """Remove what the chosen options do not need, optionally start a git repository, print the next steps."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,6 +34,17 @@ def remove_unneeded() -> None:
                 path.unlink()
 
 
+def clear_notebook_outputs() -> None:
+    """notebooks/ladder.ipynb carries the outputs of the default bake (the digits, digits_classifier); in any
+    other bake they would show another project, so it starts without them until `make notebook` runs it."""
+    path = Path("notebooks/ladder.ipynb")
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def init_git() -> None:
     """git init and a first commit; a missing git or identity is reported, never fatal."""
     commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "Bake from the template"]]
@@ -46,6 +58,8 @@ def init_git() -> None:
 
 def main() -> None:
     remove_unneeded()
+    if (DATASET, PACKAGE) != ("digits", "digits_classifier"):
+        clear_notebook_outputs()
     if INIT_GIT and UNDER_CRUFT:
         print("note: under cruft the project is not made a git repository; run `git init` yourself")
     elif INIT_GIT:

@@ -26,7 +26,9 @@ COMMON = {
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
                                       "test_distributed", "test_docs", "test_logging", "test_trace", "test_sweep", "test_nodes",
-                                      "test_trainer_options", "test_export", "test_serve", "test_readme")),
+                                      "test_trainer_options", "test_export", "test_serve", "test_readme",
+                                      "test_notebook")),
+    "notebooks/ladder.ipynb",
 }
 AWKWARD = 'Ünïcödé "Quoted" Net\'s \\ Back'
 
@@ -77,6 +79,8 @@ for dataset, logger in reversed(others):  # image_folder's, with wandb and files
     SUITES[f"{dataset}-{logger}-quick"] = ({"dataset": dataset, "logger": logger}, ["-m", "not slow"], 300)
 SUITES[f"{others[-1][0]}-{others[-1][1]}-quick"][0]["project_name"] = AWKWARD
 SUITES["quick"] = ({}, ["-m", "not slow"], 300)
+# The notebook reads its data through the DataModule: the default bake runs it in its slow tier, an RGB one here
+SUITES["cifar10-notebook"] = ({"dataset": "cifar10", "logger": "none"}, ["tests/test_notebook.py"], 300)
 
 
 @pytest.mark.parametrize(("context", "selection", "limit"), [

@@ -215,7 +215,8 @@ def run_workers(argv: list[str], n_workers: int) -> None:
     """Start ``n_workers`` processes of this same sweep on the same storage, each with its share of the cores."""
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--n_workers", "1", "--worker"]  # last wins
+    # started as this process was (sys.argv[0]: sweep.py, or a wrapper that runs it), as Lightning starts DDP ranks
+    command = [sys.executable, sys.argv[0], *argv, "--n_workers", "1", "--worker"]  # the last --n_workers wins
     workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
     failed = sum(worker.wait() != 0 for worker in workers)
     if failed:

@@ -54,7 +54,7 @@ def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight
     model = ImageClassifier(net, datamodule.mean, datamodule.std).eval()
     with torch.no_grad():
         right = model(images).numpy()
-        net.classifier[-1].weight[0, 0] += 0.5  # one weight changed
+        net.classifier[-1].bias[0] += 5.0  # one weight changed: the first class's bias, which every image sees
         wrong = model(images).numpy()
     np.save(tmp_path / "images.npy", images.numpy())
     no_torch = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "

@@ -100,7 +100,9 @@ def test_trials_prune_fail_resume_and_the_best_config_trains_the_same_weights(tm
 def test_a_killed_worker_leaves_its_trial_failed_and_the_next_workers_run_it_again(tmp_path, quick_args):
     # Then two workers at once finish the study: each trial counts once, whichever worker ran it.
     args = [*sweep_args(tmp_path, quick_args, epochs=100), "--n_trials", "3", "--heartbeat", "1", "--rung", "manual"]
-    worker = subprocess.Popen([sys.executable, "sweep.py", *args], cwd=ROOT, start_new_session=True,
+    sweep = [sys.executable, "tests/fake_data.py", "sweep.py"]  # on the fake files, the workers it starts too
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen([*sweep, *args], cwd=ROOT, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -111,8 +113,8 @@ def test_a_killed_worker_leaves_its_trial_failed_and_the_next_workers_run_it_aga
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     time.sleep(4)  # past the grace period (3 heartbeats): the killed trial is stale
-    again = [sys.executable, "sweep.py", *args, "--trainer.max_epochs", "1", "--n_workers", "2"]
-    result = run_bounded(again, timeout=300)
+    again = [*sweep, *args, "--trainer.max_epochs", "1", "--n_workers", "2"]
+    result = run_bounded(again, env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     killed, *rest = load(tmp_path).trials
     assert killed.state == TrialState.FAIL

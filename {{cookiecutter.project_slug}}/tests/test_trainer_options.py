@@ -60,6 +60,7 @@ def plain_history(data_dir, tmp_path_factory) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", MIRRORS)
+@pytest.mark.timeout(180)  # three rungs of three epochs: past 60 s on a 28x28 bake beside a busy process
 def test_a_mirrored_option_keeps_every_rung_bit_identical(quick_args, data_dir, plain_history, name):
     figures = compare([*ladder_args(quick_args, data_dir), *MIRRORS[name]], rungs=["fabric", "trainer"])
     assert figures["identical"] and figures["max_abs_weight_diff"] == 0.0, figures["max_abs_weight_diff"]
