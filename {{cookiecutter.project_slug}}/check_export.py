@@ -13,23 +13,12 @@ import sys
 
 import numpy as np
 
-
-def run(path: str, images: np.ndarray) -> np.ndarray:
-    if path.endswith(".onnx"):
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: images})[0]
-    import torch
-
-    program = torch.export.load(path).module()
-    with torch.no_grad():
-        return program(torch.from_numpy(images)).numpy()
+from {{ cookiecutter.package_name }}.inference import run_export  # numpy, and onnxruntime for .onnx: no torch
 
 
 def main(path: str, images_file: str, expected_file: str) -> int:
     images, expected = np.load(images_file), np.load(expected_file)
-    got = run(path, images)
+    got = run_export(path)(images)
     argmax_equal = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
     if path.endswith(".onnx"):
         close = bool(np.allclose(got, expected, rtol=1e-3, atol=1e-5))

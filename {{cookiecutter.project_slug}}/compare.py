@@ -31,7 +31,6 @@ from pathlib import Path
 _start = time.perf_counter()
 import torch
 from jsonargparse.typing import PositiveInt
-from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -42,6 +41,7 @@ import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.runs import EpochLogger
 
 IMPORT_S = time.perf_counter() - _start
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
@@ -96,25 +96,15 @@ class StepClock:
         return [b - a for stamps in epochs for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-class HistoryLogger(Logger):
-    """Keeps in memory what a rung logs, merged into one row per epoch; it writes nothing."""
-
-    name, version = "history", 0
+class HistoryLogger(EpochLogger):
+    """Keeps what a rung logs, merged into one row per epoch."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[int, dict[str, float]] = defaultdict(dict)
 
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if "epoch" in metrics:
-            self.rows[int(metrics["epoch"])].update({k: float(v) for k, v in metrics.items()})
+    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
+        self.rows[epoch].update(row)
 
     def epochs(self) -> list[dict[str, float]]:
         return [self.rows[epoch] for epoch in sorted(self.rows)]

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
+from {{ cookiecutter.package_name }}.checkpoints import CheckpointError
+from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.inference import from_checkpoint
 from {{ cookiecutter.package_name }}.model import ImageClassifier
 
 CHECK = Path(__file__).resolve().parent / "check_export.py"
@@ -61,15 +62,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--output_dir", default=None, help="default: exported/ in the checkpoint's run directory")
     parser.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS), help="what to write")
     own, rest = parser.parse_known_args(argv)
-    cli = CheckpointCLI(args=[*rest, "--ckpt_path", own.ckpt_path])
-    net, data = cli.model.net, cli.datamodule
-    load_weights(net, own.ckpt_path, cli.config.trust_checkpoint)
-    model = ImageClassifier(net, data.mean, data.std).eval()
+    model, data = from_checkpoint(own.ckpt_path, rest)
     data.setup("test")
     images, _ = data.pixels("test")  # uint8 (N, C, size, size): what a consumer of the export feeds it
     expected = model(images)  # (N, num_classes)
     # The eager wrapper is the trained pipeline, bit for bit: the DataModule's scaling, then the network
-    if not torch.equal(expected, net(data.to_input(images)).softmax(dim=-1)):
+    if not torch.equal(expected, model.net(data.to_input(images)).softmax(dim=-1)):
         raise CheckpointError("the export's preprocessing differs from the DataModule's transform")
 
     output_dir = Path(own.output_dir or Path(own.ckpt_path).resolve().parent.parent / "exported")
@@ -95,6 +93,5 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the options reach the CLI through main, not sys.argv
     with one_line_errors():
-        main(argv)
+        main(sys.argv[1:])

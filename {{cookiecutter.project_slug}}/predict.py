@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from {{ cookiecutter.package_name }}.checkpoints import load_weights
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
-from {{ cookiecutter.package_name }}.data import DataError, picture_to_pixels, resize_transform
-from {{ cookiecutter.package_name }}.model import ImageClassifier
+from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.data import DataError, resize_transform
+from {{ cookiecutter.package_name }}.inference import from_checkpoint, picture_to_pixels, run_export
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # A model: uint8 images (N, C, H, W) -> probabilities (N, num_classes); and what a picture becomes for it.
@@ -51,20 +50,10 @@ def load_model(path: str, options: list[str]) -> Model:
         meta = json.loads((Path(path).parent / "model.json").read_text())
         channels, size = meta["input"]["shape"][1:3]
         resize = resize_transform(size)
-        if path.endswith(".onnx"):
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-            run = lambda images: session.run(None, {session.get_inputs()[0].name: images})[0]  # noqa: E731
-        else:
-            program = torch.export.load(path).module()
-            run = lambda images: program(torch.from_numpy(images)).numpy()  # noqa: E731
-        return run, lambda image: picture_to_pixels(image, resize, channels), meta["classes"]
-    cli = CheckpointCLI(args=[*options, "--ckpt_path", path])
-    load_weights(cli.model.net, path, cli.config.trust_checkpoint)
-    data = cli.datamodule
-    model = ImageClassifier(cli.model.net, data.mean, data.std).eval()
-    return lambda images: model(torch.from_numpy(images)).numpy(), data.predict_pixels, data.class_names
+        return run_export(path), lambda image: picture_to_pixels(image, resize, channels), meta["classes"]
+    model, data = from_checkpoint(path, options)
+    to_pixels = lambda image: picture_to_pixels(image, data.resize, data.num_channels)  # noqa: E731
+    return lambda images: model(torch.from_numpy(images)).numpy(), to_pixels, data.class_names
 
 
 @torch.no_grad()
@@ -95,6 +84,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the options reach the CLI through main, not sys.argv
     with one_line_errors():
-        main(argv)
+        main(sys.argv[1:])

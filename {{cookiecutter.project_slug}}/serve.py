@@ -28,9 +28,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from {{ cookiecutter.package_name }}.checkpoints import load_weights, read_checkpoint
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
-from {{ cookiecutter.package_name }}.model import ImageClassifier
+from {{ cookiecutter.package_name }}.checkpoints import read_checkpoint
+from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.inference import from_checkpoint, picture_to_pixels
 
 MAX_PIXELS = 4096 * 4096  # refused before decoding: PIL only warns up to twice its own limit of 89M pixels
 USAGE = 'send a form upload (curl -F "file=@digit.png") or JSON {"image": "<base64 of a PNG or JPEG>"}'
@@ -73,11 +73,8 @@ class ImageAPI(ls.LitAPI):
         self.ckpt_path, self.options = ckpt_path, options
 
     def setup(self, device: str) -> None:
-        cli = CheckpointCLI(args=[*self.options, "--ckpt_path", self.ckpt_path])
-        load_weights(cli.model.net, self.ckpt_path, cli.config.trust_checkpoint)
-        data = cli.datamodule
-        self.model = ImageClassifier(cli.model.net, data.mean, data.std).eval().to(device)
-        self.device, self.data, self.classes = device, data, data.class_names
+        model, self.data = from_checkpoint(self.ckpt_path, self.options)
+        self.model, self.device, self.classes = model.to(device), device, self.data.class_names
 
     def decode_request(self, request) -> torch.Tensor | HTTPException:
         """The request's uint8 (C, size, size), as predict.py reads it; or its refusal, as a value.
@@ -86,7 +83,7 @@ class ImageAPI(ls.LitAPI):
         batch's try), so a request that cannot be read is carried to ``encode_response`` as its own 4xx.
         """
         try:
-            return self.data.predict_pixels(open_image(image_bytes(request)))
+            return picture_to_pixels(open_image(image_bytes(request)), self.data.resize, self.data.num_channels)
         except HTTPException as refusal:
             return refusal
 
@@ -197,6 +194,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    argv, sys.argv = sys.argv[1:], sys.argv[:1]  # the options reach the CLI through main, not sys.argv
     with one_line_errors():
-        main(argv)
+        main(sys.argv[1:])

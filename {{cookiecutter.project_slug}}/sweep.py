@@ -33,7 +33,6 @@ import optuna
 import yaml
 from filelock import FileLock
 from jsonargparse.typing import PositiveInt
-from lightning.pytorch.loggers import Logger
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
 
@@ -41,6 +40,7 @@ import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.runs import EpochLogger
 
 RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
@@ -105,31 +105,22 @@ def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object
     return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
-class TrialReporter(Logger):
+class TrialReporter(EpochLogger):
     """A logger that reports each epoch's metric to the trial, and stops the run when the pruner says so.
 
     Every rung takes loggers of its own beside the --logger one and logs its epoch metrics through them,
     so one reporter serves the Trainer and both hand-written loops: ``trial.report``, then
-    ``trial.should_prune``. It writes nothing.
+    ``trial.should_prune``.
     """
-
-    name, version = "optuna", 0
 
     def __init__(self, trial: Trial, metric: str) -> None:
         super().__init__()
         self.trial, self.metric, self.value = trial, metric, None
 
-    @property
-    def experiment(self) -> None:
-        return None
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if self.metric not in metrics or "epoch" not in metrics:
+    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
+        if self.metric not in row:
             return
-        self.value, epoch = float(metrics[self.metric]), int(metrics["epoch"])
+        self.value = row[self.metric]
         self.trial.report(self.value, epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.metric} {self.value:.4f} after epoch {epoch}")

@@ -130,7 +130,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     own = parser.parse_args()
-    sys.argv = sys.argv[:1]  # export.py's and predict.py's CLI get their options from main, not sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         onnx_against_eager(own.ckpt_path, Path(tmp))
     print("\nmax_batch_size | bad share | load | wrong answers | req/s | good p50 | good p99")

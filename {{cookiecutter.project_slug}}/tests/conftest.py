@@ -4,13 +4,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from lightning.pytorch.loggers import Logger
 
 import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
-from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER, EpochLogger
 
 import fake_data
 
@@ -49,27 +48,21 @@ RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual
 Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
 
 
-class Recorder(Logger):
+class Recorder(EpochLogger):
     """A logger of the caller's own, as ``main(args, loggers=[...])`` takes it: it keeps what it is given."""
-
-    name, version = "recorder", 0
 
     def __init__(self) -> None:
         super().__init__()
         self.series: Series = defaultdict(list)
         self.config: dict = {}
 
-    @property
-    def experiment(self) -> None:
-        return None
-
     def log_hyperparams(self, params, *args, **kwargs) -> None:
         self.config.update(params)
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
+    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
+        for key, value in row.items():
             if "/" in key:
-                self.series[key].append((step, float(value)))
+                self.series[key].append((step, value))
 
 
 @pytest.fixture(scope="session")

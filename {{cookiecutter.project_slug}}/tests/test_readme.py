@@ -56,6 +56,18 @@ def my_net(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, module.__name__, module)
 
 
+def test_the_readmes_python_example_trains_with_a_logger_of_its_own(quick_args, monkeypatch, capsys):
+    code = re.search(r"```python\n(import train_manual.*?)```", README, re.DOTALL).group(1)
+    import train_manual
+
+    main = train_manual.main
+    monkeypatch.setattr(train_manual, "main", lambda args, loggers: main([*quick_args, *SHORT, *args], loggers))
+    example: dict = {}
+    exec(compile(code, "README.md", "exec"), example)
+    assert len(example["losses"].rows) == 4 and example["result"].run_dir.name == "try-1-manual"  # 3 epochs, the test
+    assert "try-1-manual" in capsys.readouterr().out
+
+
 def test_the_readme_shows_every_entry_and_task():
     entries = {command[0] for command in commands()}
     assert {"train.py", "train_manual.py", "train_fabric.py", "evaluate.py", "predict.py"} <= entries

@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -93,6 +94,13 @@ class ProjectCLI(LightningCLI):
     def config_files(self, args: list[str] | None) -> list[str]:
         """Config files read after configs/default.yaml and before the flags: none here."""
         return []
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        # An entry that parses options of its own (predict, export, serve, compare, ...) hands the rest over as
+        # ``args``, and sys.argv holds those words too: no mistake, so no warning about it.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--logger", type=LoggerName, default=DEFAULT_LOGGER, help="Experiment logger.")

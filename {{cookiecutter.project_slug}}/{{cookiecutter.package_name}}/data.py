@@ -16,7 +16,6 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, default_collate, random_split
 from torchvision.transforms import v2
 
@@ -272,14 +271,6 @@ class DataModule(L.LightningDataModule):
         """A split's images as uint8 (N, C, size, size), before scaling, and their labels: an export's input."""
         return self.splits[split].pixels_and_labels()
 
-    def predict_pixels(self, image: Image.Image) -> torch.Tensor:
-        """Any picture, as predict.py and serve.py read it, to the uint8 input of an exported model (C, H, W)."""
-        return picture_to_pixels(image, self.resize, self.num_channels)
-
-    def predict_transform(self, image: Image.Image) -> torch.Tensor:
-        """Any picture to the network's input (C, H, W): ``predict_pixels``, then the scaling of every split."""
-        return self.to_input(self.predict_pixels(image))
-
     def fit_loaders(self, first: AbstractContextManager | None = None) -> tuple[DataLoader, DataLoader]:
         """For a loop of your own, what the Trainer does before fit: the download inside ``first`` (under
         DDP, one process per machine runs it first and the others after it, finding the files there), the
@@ -325,19 +316,6 @@ class DataModule(L.LightningDataModule):
 def resize_transform(size: int) -> v2.Transform:
     """A picture (PIL, or uint8 (C, H, W) or (N, C, H, W)) to uint8 at size x size: the eval images' geometry."""
     return v2.Compose([v2.ToImage(), v2.Resize(size), v2.CenterCrop(size), v2.ToPureTensor()])
-
-
-def picture_to_pixels(image: Image.Image, resize: v2.Transform, channels: int) -> torch.Tensor:
-    """A picture of any size and mode as uint8 (C, size, size), through ``resize`` (``resize_transform``).
-
-    First its channels (gray or RGB, as trained), then a box filter shrinks it by the largest whole factor
-    that keeps it at least ``size``: averaging whole blocks gives an enlarged image its own pixels back,
-    where a bilinear resize would blur across the blocks. ``resize`` does the rest.
-    """
-    image = image.convert("L" if channels == 1 else "RGB")
-    size = resize.transforms[1].size[0]  # Resize(size)
-    factor = min(image.size) // size
-    return resize(image.reduce(factor) if factor > 1 else image)
 
 
 def size_of(part) -> int:

@@ -29,6 +29,30 @@ class RunResult:
     test: dict[str, float] | None = None  # {"loss": ..., "acc": ...}; None under --test false
 
 
+class EpochLogger(Logger):
+    """A logger of your own, kept in memory: each row a run logs, with its epoch, goes to ``log_epoch``.
+
+    Subclass it and pass it to any rung's ``main(args, loggers=[...])``: every rung logs the same rows at
+    the same steps to it. It writes nothing and has no experiment.
+    """
+
+    name, version = "epochs", 0
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if "epoch" in metrics:
+            self.log_epoch(int(metrics["epoch"]), {key: float(value) for key, value in metrics.items()}, step)
+
+    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
+        raise NotImplementedError
+
+
 def new_run_dir(root: str | Path, rung: str, name: str | None = None) -> Path:
     """Create ``root/<name>-<rung>`` (name: ``<date>_<time>`` by default), adding ``-1``, ``-2``... so an
     earlier run is never overwritten."""

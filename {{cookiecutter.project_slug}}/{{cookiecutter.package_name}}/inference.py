@@ -1,0 +1,63 @@
+"""A trained classifier, for evaluate, predict, export and serve: from a checkpoint of any rung or from an
+export of one, and any picture brought to its input.
+
+check_export.py runs an export where torch cannot be imported, with ``run_export`` from here: so this module
+imports numpy and PIL only at the top, and torch, onnxruntime and the project's parser where they are needed.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+# A model as a consumer sees it: uint8 images (N, C, H, W) at the training resolution -> probabilities
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+def run_export(path: str) -> Run:
+    """An exported model: ONNX Runtime for .onnx (no torch needed), ``torch.export.load`` for .pt2."""
+    if str(path).endswith(".onnx"):
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda images: session.run(None, {name: images})[0]
+    import torch
+
+    program = torch.export.load(str(path)).module()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return program(torch.from_numpy(images)).numpy()
+
+    return run
+
+
+def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple[Any, Any]:
+    """A checkpoint of any rung as it is deployed (``model.ImageClassifier``, eval mode), and its DataModule.
+
+    The network is rebuilt from the config.yaml of the run that wrote the checkpoint, then ``options``
+    (--key=value, as the entries take them), then given the checkpoint's weights.
+    """
+    from .checkpoints import load_weights
+    from .cli import CheckpointCLI
+    from .model import ImageClassifier
+
+    cli = CheckpointCLI(args=[*options, "--ckpt_path", ckpt_path])
+    load_weights(cli.model.net, ckpt_path, cli.config.trust_checkpoint)
+    data = cli.datamodule
+    return ImageClassifier(cli.model.net, data.mean, data.std).eval(), data
+
+
+def picture_to_pixels(image: Image.Image, resize: Any, channels: int) -> Any:
+    """A picture of any size and mode as uint8 (C, size, size), through ``resize`` (``data.resize_transform``).
+
+    First its channels (gray or RGB, as trained), then a box filter shrinks it by the largest whole factor
+    that keeps it at least ``size``: averaging whole blocks gives an enlarged image its own pixels back,
+    where a bilinear resize would blur across the blocks. ``resize`` does the rest.
+    """
+    image = image.convert("L" if channels == 1 else "RGB")
+    size = resize.transforms[1].size[0]  # Resize(size)
+    factor = min(image.size) // size
+    return resize(image.reduce(factor) if factor > 1 else image)
