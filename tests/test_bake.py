@@ -21,7 +21,7 @@ COMMON = {
     "evaluate.py", "export.py", "check_export.py", "serve.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "recipe", "evaluation", "cli", "runs",
-                                          "checkpoints", "distributed", "trainer_options",
+                                          "checkpoints", "distributed", "trainer_options", "inference",
                                           "datasets/__init__")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",
