@@ -96,8 +96,8 @@ class ProjectCLI(LightningCLI):
         return []
 
     def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
-        # An entry that parses options of its own (predict, export, serve, compare, ...) hands the rest over as
-        # ``args``, and sys.argv holds those words too: no mistake, so no warning about it.
+        # An entry that parses options of its own hands the rest over as ``args``, and sys.argv holds those
+        # words too: no mistake, so no warning about it.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
             super().parse_arguments(parser, args)

@@ -6,10 +6,17 @@ imports numpy and PIL only at the top, and torch, onnxruntime and the project's 
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # for the annotations only: importing them needs torch
+    import torch
+    from torchvision.transforms import v2
+
+    from .data import DataModule
+    from .model import ImageClassifier
 
 # A model as a consumer sees it: uint8 images (N, C, H, W) at the training resolution -> probabilities
 Run = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +41,7 @@ def run_export(path: str) -> Run:
     return run
 
 
-def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple[Any, Any]:
+def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple["ImageClassifier", "DataModule"]:
     """A checkpoint of any rung as it is deployed (``model.ImageClassifier``, eval mode), and its DataModule.
 
     The network is rebuilt from the config.yaml of the run that wrote the checkpoint, then ``options``
@@ -50,7 +57,7 @@ def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple[Any, Any]:
     return ImageClassifier(cli.model.net, data.mean, data.std).eval(), data
 
 
-def picture_to_pixels(image: Image.Image, resize: Any, channels: int) -> Any:
+def picture_to_pixels(image: Image.Image, resize: "v2.Transform", channels: int) -> "torch.Tensor":
     """A picture of any size and mode as uint8 (C, size, size), through ``resize`` (``data.resize_transform``).
 
     First its channels (gray or RGB, as trained), then a box filter shrinks it by the largest whole factor
