@@ -14,7 +14,7 @@ import evaluate
 import predict
 import train
 import train_manual
-from {{ cookiecutter.package_name }}.checkpoints import load_weights, network_weights
+from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights, network_weights
 from {{ cookiecutter.package_name }}.cli import CheckpointCLI, ProjectCLI, one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
 from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
@@ -143,6 +143,13 @@ def test_every_small_torchvision_network_that_trains_loads_again(quick_args, dat
     assert trained.keys() == loaded.keys() and all(torch.equal(trained[k], loaded[k]) for k in trained)
     metrics = evaluate.main(["--ckpt_path", str(checkpoint)])  # the same predictions on the test split
     assert metrics == pytest.approx(result.test, abs=1e-6)
+
+
+def test_resuming_a_run_of_another_network_fails_in_one_line(quick_args):
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    train_manual.main([*quick_args, *short, "--model.net.width", "8"])
+    with pytest.raises(CheckpointError, match="another model shape"):  # the entries print it as one line
+        train_manual.main([*quick_args, *short, "--ckpt_path", "last"])
 
 
 @pytest.mark.parametrize("problem", ["missing", "truncated", "other_shape"])

@@ -83,14 +83,17 @@ def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 def load_weights(net: nn.Module, path: str | Path, trusted: bool = False) -> None:
     """Load the network weights of a checkpoint from any rung into ``net``."""
+    load_network(net, network_weights(read_checkpoint(path, trusted)), path)
+
+
+def load_network(net: nn.Module, weights: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``weights`` into ``net``; the weights of another network are one line that names ``source``."""
     try:
-        net.load_state_dict(network_weights(read_checkpoint(path, trusted)))
+        net.load_state_dict(weights)
     except RuntimeError as error:
-        if isinstance(error, CheckpointError):
-            raise
         first = str(error).strip().splitlines()[1:2] or [str(error)]
         raise CheckpointError(
-            f"{path} holds weights of another model shape ({first[0].strip()}): "
+            f"{source} holds weights of another model shape ({first[0].strip()}): "
             "pass the --config of the run that wrote it"
         ) from error
 
@@ -136,7 +139,7 @@ class LoopCheckpoint:
         """Load ``state`` (from ``read_loop_checkpoint``) and return where it stopped; ``None``: the start."""
         if state is None:
             return Progress()
-        self.net.load_state_dict(state["net"])
+        load_network(self.net, state["net"], "the checkpoint to resume")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
