@@ -41,7 +41,7 @@ demo: install
 	rm -rf $(DEMO)
 	$(PY) -m cookiecutter --no-input --output-dir $(DEMO) .
 	cd $(DEMO)/digits-classifier && ../../../$(PY) train.py
-	cd $(DEMO)/digits-classifier && ../../../$(PY) compare.py --json compare.json
+	cd $(DEMO)/digits-classifier && ../../../$(PY) -m ladder.compare --json compare.json
 	@echo "The baked project: $(DEMO)/digits-classifier (loss curves: compare.png, figures: compare.json)"
 
 # Two baked suites at a time (xdist; loadgroup: a worker that runs low takes the next test of the list,
@@ -70,10 +70,10 @@ coverage-quick: install
 bench: install
 	$(PY) benchmarks/bench.py
 
-# Figures of the demo's exported and served model: ONNX Runtime / eager at batch 1 and 64, and serve.py's
+# Figures of the demo's exported and served model: ONNX Runtime / eager at batch 1 and 64, and deploy/serve.py's
 # requests per second and p99 with dynamic batching and with --max_batch_size 1. Prints, never fails on them.
 bench-serve: demo
-	cd $(DEMO)/digits-classifier && ../../../$(PY) scripts/bench_inference.py --ckpt_path $$(ls -t runs/*/checkpoints/best.* | head -1)
+	cd $(DEMO)/digits-classifier && ../../../$(PY) -m deploy.bench_inference --ckpt_path $$(ls -t runs/*/checkpoints/best.* | head -1)
 
 # Not a test either: DDP runs of every data set under load, counted as passed, failed or hung.
 STRESS_RUNS ?= 10

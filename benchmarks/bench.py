@@ -52,9 +52,9 @@ def python(project: Path, *args: str, capture: bool = True) -> subprocess.Comple
 
 
 def p1(project: Path, batch: int, repeats: int, extra: list[str]) -> dict:
-    """compare.py's own figures: every rung, same config, alternating order, pooled step times."""
+    """ladder/compare.py's own figures: every rung, same config, alternating order, pooled step times."""
     out = project / f"p1-{batch}.json"
-    python(project, "compare.py", "--repeats", str(repeats), "--json", str(out), "--plot", "",
+    python(project, "-m", "ladder.compare", "--repeats", str(repeats), "--json", str(out), "--plot", "",
            *QUIET, "--data.batch_size", str(batch), "--run_root", "bench-runs", *extra)
     figures = json.loads(out.read_text())
     assert figures["identical"], "the rungs no longer end with the same weights"

@@ -5,7 +5,7 @@ train_fabric.py`` shows every line Fabric changes in a step: the batch's move (`
 two contexts (``fabric.no_backward_sync``, ``fabric.autocast``), the backward (``fabric.backward``), and
 the model and optimizer that ``fabric.setup`` wraps. Each is timed beside the manual loop's line for the
 same job, on a network of one weight so that only the call's own cost is left. It writes each pair and
-the sum of the differences; bench.py divides the sum by the manual loop's step that compare.py measured
+the sum of the differences; bench.py divides the sum by the manual loop's step that ladder/compare.py measured
 (P1's) for F2. Each figure is the fastest of several timed loops, so a slow spell of a shared machine,
 which F1's whole runs pay, drops out.
 """

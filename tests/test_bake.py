@@ -16,12 +16,14 @@ DATASETS, LOGGERS = CONTEXT["dataset"], CONTEXT["logger"]
 PACKAGE = "digits_classifier"
 COMMON = {
     ".gitignore", ".pre-commit-config.yaml", ".github/workflows/ci.yml", "Makefile", "README.md",
-    "pyproject.toml", "configs/default.yaml", "train.py", "train_fabric.py", "train_manual.py", "compare.py", "trace_steps.py", "sweep.py", "configs/sweep.yaml", "scripts/slurm.sbatch",
-    "scripts/bench_inference.py",
-    "evaluate.py", "export.py", "check_export.py", "serve.py",
+    "pyproject.toml", "configs/default.yaml", "train.py", "train_fabric.py", "train_manual.py", "configs/sweep.yaml", "scripts/slurm.sbatch", "evaluate.py",
+    "ladder/__init__.py", "ladder/compare.py", "ladder/trace_steps.py", "ladder/history.py",
+    "sweeps/__init__.py", "sweeps/sweep.py",
+    "deploy/__init__.py", "deploy/export.py", "deploy/check_export.py", "deploy/serve.py", "deploy/bench_inference.py",
     "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "recipe", "evaluation", "cli", "runs",
                                           "checkpoints", "distributed", "trainer_options", "inference",
+                                          "errors", "trainer", "loop_checkpoint", "images", "sampling",
                                           "datasets/__init__")),
     *(f"tests/{name}.py" for name in ("conftest", "fake_data", "bounded", "test_data", "test_model", "test_module",
                                       "test_loop", "test_parity", "test_entries", "test_resume", "test_offline",

@@ -9,8 +9,9 @@ itself is Lightning's Trainer.test, on one device.
 
 import lightning as L
 
-from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI, one_line_errors
+from {{ cookiecutter.package_name }}.checkpoints import load_weights
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI
+from {{ cookiecutter.package_name }}.errors import CheckpointError, one_line_errors
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:

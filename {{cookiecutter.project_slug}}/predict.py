@@ -10,7 +10,6 @@ each is brought to the training channels and resolution as the evaluation images
 a readable image is named in one line on stderr, and the others are still predicted.
 """
 
-import argparse
 import csv
 import json
 import sys
@@ -21,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from {{ cookiecutter.package_name }}.cli import one_line_errors
-from {{ cookiecutter.package_name }}.data import DataError, resize_transform
+from {{ cookiecutter.package_name }}.data import resize_transform
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, DataError, one_line_errors
 from {{ cookiecutter.package_name }}.inference import from_checkpoint, picture_to_pixels, run_export
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -58,7 +57,7 @@ def load_model(path: str, options: list[str]) -> Model:
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint (.ckpt, .pt) or an export (.onnx, .pt2)")
     parser.add_argument("--output", default="predictions.csv", help="the CSV to write")
     parser.add_argument("inputs", nargs="+", help="image files or folders")

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from lightning.pytorch.loggers import Logger
 
 from {{ cookiecutter.package_name }}.checkpoints import find_checkpoint, read_checkpoint
-from {{ cookiecutter.package_name }}.cli import TrainerCLI, one_line_errors
 from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, say
+from {{ cookiecutter.package_name }}.trainer import TrainerCLI
 
 
 def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunResult:

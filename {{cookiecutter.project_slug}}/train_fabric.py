@@ -14,12 +14,13 @@ import lightning as L
 from lightning.pytorch.loggers import Logger
 from tqdm import tqdm
 
-from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.distributed import leave_process_group
+from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.distributed import fabric_arguments, leave_process_group
+from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
+from {{ cookiecutter.package_name }}.loop_checkpoint import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, start_run
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "fabric"  # names its run directories, runs/<date>_<time>-fabric
@@ -56,13 +57,13 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
     resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
-    fabric = L.Fabric(**cli.fabric_arguments())  # joins torchrun's processes, or starts its own
+    fabric = L.Fabric(**fabric_arguments(config.trainer, config.dist_timeout))  # torchrun's processes, or its own
     fabric.launch()
     device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
     train_loader, val_loader = data.fit_loaders(fabric.rank_zero_first(local=True))  # one download per machine
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
+    run_dir, loggers = start_run(cli, RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision

@@ -16,12 +16,13 @@ from lightning.pytorch.loggers import Logger
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress, read_loop_checkpoint
-from {{ cookiecutter.package_name }}.cli import ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.cli import ProjectCLI
 from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, leave_process_group, local_rank_zero_first, rank
+from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
+from {{ cookiecutter.package_name }}.loop_checkpoint import LoopCheckpoint, Progress, read_loop_checkpoint
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
-from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch
+from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, start_run
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
 
 RUNG = "manual"  # names its run directories, runs/<date>_<time>-manual
@@ -62,7 +63,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     train_loader, val_loader = data.fit_loaders(local_rank_zero_first())  # one download per machine
     options = options.for_loaders(len(train_loader), len(val_loader))
     optimizer, scheduler = build_optimizer(net.parameters(), hp.lr, hp.weight_decay, hp.scheduler, options.max_epochs)
-    run_dir, loggers = cli.start_run(RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
+    run_dir, loggers = start_run(cli, RUNG, loggers)  # the run directory and loggers; re-seeds under DDP
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     net.to(device)

@@ -1,6 +1,5 @@
 import os
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,8 @@ import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
-from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER, EpochLogger
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
+from ladder.history import History
 
 import fake_data
 
@@ -48,33 +48,16 @@ RUNG_ENTRIES = {"trainer": train, "fabric": train_fabric, "manual": train_manual
 Series = dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...] in the order they were logged
 
 
-class Recorder(EpochLogger):
-    """A logger of the caller's own, as ``main(args, loggers=[...])`` takes it: it keeps what it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.series: Series = defaultdict(list)
-        self.config: dict = {}
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        self.config.update(params)
-
-    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
-        for key, value in row.items():
-            if "/" in key:
-                self.series[key].append((step, value))
-
-
 @pytest.fixture(scope="session")
-def recorders() -> dict[str, Recorder]:
+def recorders() -> dict[str, History]:
     """What each rung of ``trained_runs`` logged to a logger passed in (test_logging reads it)."""
-    return {rung: Recorder() for rung in RUNG_ENTRIES}
+    return {rung: History() for rung in RUNG_ENTRIES}
 
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, data_dir, recorders) -> dict:
     """One short run of each rung, for every test that reads a run's checkpoints or logs: with the project's
-    default logger (offline) and a Recorder. Trained once per session: each run takes seconds here."""
+    default logger (offline) and a History logger. Trained once per session: each run takes seconds here."""
     args = [*QUICK, "--logger", DEFAULT_LOGGER, "--trainer.max_epochs", "2", "--data.batch_size", "64"]
     args += ["--run_root", str(tmp_path_factory.mktemp("trained")), "--data.data_dir", data_dir]
     with pytest.MonkeyPatch.context() as patch:

@@ -95,7 +95,7 @@ def test_loader_workers_start_from_a_server_and_give_the_main_processs_batches(d
 
 
 def test_the_pixels_of_a_split_are_the_images_before_scaling(datamodule):
-    # export.py's input: uint8 at the training size; the DataModule's scaling turns it into the loader's images
+    # deploy/export.py's input: uint8 at the training size; the DataModule's scaling turns it into the loader's images
     pixels, labels = datamodule.pixels("val")
     assert pixels.dtype == torch.uint8 and pixels.shape == (len(datamodule.splits["val"]), *datamodule.input_shape)
     first = [datamodule.splits["val"][i] for i in range(4)]

@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from {{ cookiecutter.package_name }}.data import DataError, DataModule, dataset
+from {{ cookiecutter.package_name }}.data import DataModule, dataset
+from {{ cookiecutter.package_name }}.errors import DataError
 
 from fake_data import TEST, TRAIN
 from fakes.image_folder import CLASSES

@@ -5,7 +5,8 @@ from urllib.error import URLError
 import pytest
 import torchvision.datasets.utils as utils
 
-from {{ cookiecutter.package_name }}.data import DataError, DataModule
+from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.errors import DataError
 
 
 def test_absent_data_offline_gets_a_clear_error(tmp_path, monkeypatch):

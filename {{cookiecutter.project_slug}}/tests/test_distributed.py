@@ -1,6 +1,6 @@
 """Every rung on 2 processes (DDP, gloo on CPU): the Trainer and Fabric launch their own, the manual loop torchrun.
 
-Where the launch is not what a test is about, one torchrun of compare.py trains every rung on the same two
+Where the launch is not what a test is about, one torchrun of ladder/compare.py trains every rung on the same two
 processes, one rung after the other: each process costs seconds of imports here.
 
 Each run is bounded twice: by the run's own timeouts (a loader worker, a collective), which end a stall

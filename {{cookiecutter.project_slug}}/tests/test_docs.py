@@ -53,7 +53,8 @@ def test_every_line_six_steps_quotes_from_the_loops_is_in_them():
 def test_every_file_the_readme_names_exists():
     package = train.TrainerCLI.__module__.partition(".")[0]
     text = (ROOT / "README.md").read_text()
-    named = set(re.findall(rf"`((?:{package}|docs|configs|tests)/[\w./<>-]+)`", text.replace("<package>", package)))
+    folders = f"{package}|docs|configs|tests|ladder|sweeps|deploy|notebooks|scripts"
+    named = set(re.findall(rf"`((?:{folders})/[\w./<>-]+)`", text.replace("<package>", package)))
     assert len(named) >= 8
     missing = [path for path in named if not (ROOT / path).exists()]
     assert not missing, f"README.md names files that do not exist: {missing}"
@@ -79,12 +80,26 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def test_no_entry_imports_another_entry():
-    """The entries read on their own: only the tools (compare, sweep, trace_steps) call the rungs' main."""
+def test_the_root_holds_the_rungs_and_the_everyday_verbs_and_no_entry_imports_another():
+    """The root shows the architecture: the three rungs and at most three verbs, each read on its own. The
+    tools in their folders (ladder/, sweeps/, deploy/) call the rungs' main, as a user's code would."""
     scripts = {path.stem for path in ROOT.glob("*.py")}
-    imported = {name: imports_of(ROOT / f"{name}.py") & scripts for name in scripts}
-    assert imported["compare"] == {"train", "train_manual", "train_fabric"}  # the check can see an import
-    crossed = {
-        name: found for name, found in imported.items() if found and name not in {"compare", "sweep", "trace_steps"}
-    }
-    assert len(scripts) >= 10 and not crossed, crossed
+    assert {"train", "train_manual", "train_fabric"} <= scripts and len(scripts) <= 6, scripts
+    assert imports_of(ROOT / "ladder" / "compare.py") >= {"train", "train_manual", "train_fabric"}  # it sees imports
+    crossed = {name: found for name in scripts if (found := imports_of(ROOT / f"{name}.py") & scripts)}
+    assert not crossed, crossed
+
+
+def test_the_readmes_tree_names_every_module_and_only_files_that_exist():
+    text = (ROOT / "README.md").read_text()
+    tree = re.search(r"## The code\n\n```text\n(.*?)```", text, re.DOTALL).group(1)
+    named = set(re.findall(r"[\w.]+\.(?:py|ipynb|yaml|sbatch|md)\b", tree))
+    every = {path.name for path in ROOT.rglob("*") if ".venv" not in path.parts and "runs" not in path.parts}
+    assert named and not named - every, f"the tree names files that do not exist: {named - every}"
+    package = train.TrainerCLI.__module__.partition(".")[0]
+    folders = [ROOT, ROOT / package, ROOT / "ladder", ROOT / "sweeps", ROOT / "deploy"]
+    modules = {path.name for folder in folders for path in folder.glob("*.py") if path.name != "__init__.py"}
+    assert not modules - named, f"the tree leaves out: {modules - named}"
+    tops = {path.name for path in ROOT.iterdir() if path.is_dir() and not path.name.startswith((".", "_"))}
+    shown = set(re.findall(r"^(\w+)/", tree, re.MULTILINE))
+    assert tops - {"runs", "data", "build"} <= shown, tops - shown

@@ -9,15 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-import compare
 import evaluate
 import predict
 import train
 import train_manual
-from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights, network_weights
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI, ProjectCLI, one_line_errors
+from {{ cookiecutter.package_name }}.checkpoints import load_weights, network_weights
+from {{ cookiecutter.package_name }}.cli import CheckpointCLI, ProjectCLI
 from {{ cookiecutter.package_name }}.data import DataModule, dataset
-from {{ cookiecutter.package_name }}.runs import wandb_should_go_offline
+from {{ cookiecutter.package_name }}.errors import CheckpointError, one_line_errors
+from {{ cookiecutter.package_name }}.runs import start_run, wandb_should_go_offline
+from ladder import compare
 
 from bounded import run_bounded
 from conftest import RUNG_ENTRIES
@@ -170,9 +171,9 @@ def test_a_bad_checkpoint_gets_one_clear_line(trained_runs, tmp_path, capsys, da
 
 
 def test_a_new_run_never_reuses_a_directory(quick_args):
-    dirs = {ProjectCLI(args=quick_args).start_run("manual")[0] for _ in range(3)}
+    dirs = {start_run(ProjectCLI(args=quick_args), "manual")[0] for _ in range(3)}
     assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
-    named = [ProjectCLI(args=[*quick_args, "--run_name", "try"]).start_run("fabric")[0].name for _ in range(2)]
+    named = [start_run(ProjectCLI(args=[*quick_args, "--run_name", "try"]), "fabric")[0].name for _ in range(2)]
     assert named == ["try-fabric", "try-fabric-1"]
 
 
@@ -320,9 +321,12 @@ def test_compare_refuses_a_repeat_count_below_one(capsys):
     assert exit_info.value.code == 2 and "--repeats" in one_error_line(capsys)
 
 
-ENTRIES = ["train.py", "train_fabric.py", "train_manual.py", "compare.py", "evaluate.py", "predict.py", "export.py"]
-OURS = (DataModule.__module__.partition(".")[0], "train", "train_fabric", "train_manual")
-# Each entry as `python ENTRY --help` would see it: the original sys.path, and nothing of the project imported.
+# The entries at the root, run as `python ENTRY`, and the tools in their folders, run as `python -m FOLDER.TOOL`.
+ENTRIES = ["train.py", "train_fabric.py", "train_manual.py", "evaluate.py", "predict.py"]
+ENTRIES += ["ladder.compare", "ladder.trace_steps", "sweeps.sweep", "deploy.export", "deploy.serve"]
+OURS = (DataModule.__module__.partition(".")[0], "train", "train_fabric", "train_manual", "ladder", "sweeps", "deploy")
+# Each entry as `python ENTRY --help` or `python -m ENTRY --help` would see it, from the project root: the
+# original sys.path, and nothing of the project imported.
 RUN_EACH = f"""
 import runpy, sys
 path = list(sys.path)
@@ -332,7 +336,10 @@ for entry in {ENTRIES!r}:
         del sys.modules[name]
     sys.argv = [entry, "--help"]
     try:
-        runpy.run_path(entry, run_name="__main__")
+        if entry.endswith(".py"):
+            runpy.run_path(entry, run_name="__main__")
+        else:
+            runpy.run_module(entry, run_name="__main__", alter_sys=True)
     except SystemExit as exit:
         print("exit of", entry, exit.code)
 """

@@ -1,4 +1,4 @@
-"""export.py: a checkpoint of every rung to ONNX and .pt2, checked in a fresh process against the eager model."""
+"""deploy/export.py: a checkpoint of every rung to ONNX and .pt2, checked in a fresh process against the eager model."""
 
 import subprocess
 import sys
@@ -9,13 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-import export
 import predict
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.checkpoints import CheckpointError, load_weights
-from {{ cookiecutter.package_name }}.model import ImageClassifier, SmallCNN
+from deploy import export
+from {{ cookiecutter.package_name }}.checkpoints import load_weights
+from {{ cookiecutter.package_name }}.errors import CheckpointError
+from {{ cookiecutter.package_name }}.model import DeployedClassifier, SmallCNN
 
 from bounded import ROOT
 from conftest import QUICK
@@ -51,19 +52,19 @@ def test_the_onnx_check_runs_where_torch_cannot_be_imported_and_a_changed_weight
     images, _ = datamodule.pixels("test")
     net = SmallCNN(num_classes=datamodule.num_classes, in_channels=datamodule.num_channels)
     load_weights(net, checkpoints["manual"])
-    model = ImageClassifier(net, datamodule.mean, datamodule.std).eval()
+    model = DeployedClassifier(net, datamodule.mean, datamodule.std).eval()
     with torch.no_grad():
         right = model(images).numpy()
         net.classifier[-1].bias[0] += 5.0  # one weight changed: the first class's bias, which every image sees
         wrong = model(images).numpy()
     np.save(tmp_path / "images.npy", images.numpy())
-    no_torch = "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
-    no_torch += "runpy.run_path(sys.argv[0], run_name='__main__')"  # `import torch` raises ImportError there
+    no_torch = "import runpy, sys; sys.modules['torch'] = None; "  # `import torch` raises ImportError there
+    no_torch += "runpy.run_module('deploy.check_export', run_name='__main__', alter_sys=True)"  # python -m
     for expected, code in ((right, 0), (wrong, 1)):
         np.save(tmp_path / "expected.npy", expected)
         files = [str(tmp_path / name) for name in ("model.onnx", "images.npy", "expected.npy")]
-        command = [sys.executable, "-c", no_torch, str(ROOT / "check_export.py"), *files]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        command = [sys.executable, "-c", no_torch, *files]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == code, result.stderr[-2000:]
         assert ('"passed": true' if code == 0 else '"passed": false') in result.stdout
 

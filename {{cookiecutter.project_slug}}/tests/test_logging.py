@@ -82,7 +82,7 @@ READERS = {"csv": read_csv, "tensorboard": read_tensorboard, "wandb": read_wandb
 
 
 def test_every_rung_logs_each_metric_at_the_same_steps(trained_runs, recorders):
-    # conftest's runs: 2 epochs of each rung, with the default logger and a Recorder passed in
+    # conftest's runs: 2 epochs of each rung, with the default logger and a History logger passed in
     run_dirs = {name: run.run_dir for name, run in trained_runs.items()}
     recorded = {name: dict(recorder.series) for name, recorder in recorders.items()}
     for name, recorder in recorders.items():  # a logger passed in gets the run's config and every row

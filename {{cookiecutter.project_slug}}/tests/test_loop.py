@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.checkpoints import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.evaluation import evaluate
+from {{ cookiecutter.package_name }}.loop_checkpoint import LoopCheckpoint, Progress
 from {{ cookiecutter.package_name }}.model import SmallCNN
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer
 from {{ cookiecutter.package_name }}.trainer_options import RefusedOption, autocast_dtype, limit_batches

@@ -6,15 +6,15 @@ import torch
 
 from {{ cookiecutter.package_name }}.data import DataModule
 from {{ cookiecutter.package_name }}.model import SmallCNN
-from {{ cookiecutter.package_name }}.module import Classifier
+from {{ cookiecutter.package_name }}.module import LitClassifier
 
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
 
 
-def build(data_dir: str, **kwargs) -> tuple[Classifier, DataModule]:
+def build(data_dir: str, **kwargs) -> tuple[LitClassifier, DataModule]:
     data = DataModule(data_dir=data_dir, batch_size=16, num_workers=0)
     net = SmallCNN(num_classes=data.num_classes, in_channels=data.num_channels)
-    return Classifier(net, num_classes=data.num_classes, **kwargs), data
+    return LitClassifier(net, num_classes=data.num_classes, **kwargs), data
 
 
 def test_fast_dev_run_smoke(data_dir):

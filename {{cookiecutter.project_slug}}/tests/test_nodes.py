@@ -2,7 +2,7 @@
 
 Both nodes run on this machine, each a process tree of its own, as on two machines; they meet over
 127.0.0.1. Every rung must end with the weights of one node with two processes (conftest's manual_ddp_run),
-bit for bit, with accumulation and clipping. One launch trains every rung: each node runs compare.py,
+bit for bit, with accumulation and clipping. One launch trains every rung: each node runs ladder/compare.py,
 which trains the rungs one after the other in its process (each process costs seconds of imports here;
 the rungs' own launches are tested in test_distributed).
 """
@@ -25,7 +25,13 @@ from conftest import QUICK
 
 # Every run here trains with test_distributed's PARITY_ARGS, as the one-node reference did.
 RUNGS = ["manual", "fabric", "trainer"]
-EVERY_RUNG = ["compare.py", "--rungs", *RUNGS, "--plot", ""]  # compare's own flags first: its options end with ours
+EVERY_RUNG = [
+    "ladder/compare.py",
+    "--rungs",
+    *RUNGS,
+    "--plot",
+    "",
+]  # compare's own flags first: its options end with ours
 TWO_NODES = ["--trainer.accelerator", "cpu", "--trainer.num_nodes", "2", "--trainer.devices", "1"]
 TWO_NODES += ["--trainer.strategy", "ddp"]  # the manual loop ignores them: torchrun or srun tell it
 
@@ -106,7 +112,7 @@ def test_the_slurm_script_trains_every_rung_on_two_nodes(tmp_path, data_dir, ref
         (bin_dir / tool).chmod(0o755)
     job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "slurm.sbatch", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "1"}
     job |= {"SLURM_NTASKS": "2", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NODELIST": "127.0.0.1"}
-    job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / "compare.py")}
+    job |= {"MASTER_PORT": str(free_port()), "FAKE_DATA_ENTRY": str(ROOT / "ladder/compare.py")}
     env = {**ddp_env(), **job, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     args = [*EVERY_RUNG[1:], *QUICK, "--data.data_dir", data_dir, "--run_root", str(tmp_path), *PARITY_ARGS]
     result = run_bounded(

@@ -11,13 +11,13 @@ import socket
 import pytest
 from test_entries import write_images
 
-import compare
 import evaluate
 import predict
 import train
 import train_fabric
 import train_manual
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
+from ladder import compare
 
 from conftest import QUICK
 

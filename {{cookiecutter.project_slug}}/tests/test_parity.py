@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from compare import compare
+from ladder.compare import compare
 
 EPOCHS = 2
 # Two epochs of a few batches: enough for a precision or a compiled graph to part the rungs, if it does.

@@ -6,6 +6,7 @@ import re
 import shlex
 import sys
 import types
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,12 @@ SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--t
 
 
 def commands() -> list[list[str]]:
-    """The README's `python <entry>.py ...` lines, split as a shell would, comments cut."""
+    """The README's `python <entry>.py ...` and `python -m <folder>.<tool> ...` lines, split as a shell would,
+    comments cut: [entry, *args], the entry a script (train.py) or a module (ladder.compare)."""
     blocks = re.findall(r"```bash\n(.*?)```", README, re.DOTALL)
     lines = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
-    return [shlex.split(line)[1:] for line in lines if re.match(r"python \w+\.py", line)]
+    words = [shlex.split(line)[1:] for line in lines if re.match(r"python (\w+\.py|-m \w+\.\w+)", line)]
+    return [command[1:] if command[0] == "-m" else command for command in words]
 
 
 class Parsed(Exception):
@@ -71,7 +74,7 @@ def test_the_readmes_python_example_trains_with_a_logger_of_its_own(quick_args, 
 def test_the_readme_shows_every_entry_and_task():
     entries = {command[0] for command in commands()}
     assert {"train.py", "train_manual.py", "train_fabric.py", "evaluate.py", "predict.py"} <= entries
-    assert {"compare.py", "export.py", "serve.py", "sweep.py"} <= entries
+    assert {"ladder.compare", "ladder.trace_steps", "deploy.export", "deploy.serve", "sweeps.sweep"} <= entries
     assert any("--ckpt_path" in command and "last" in command for command in commands())  # resume
 
 
@@ -82,7 +85,7 @@ def test_every_python_command_of_the_readme_parses_or_runs(trained_runs, quick_a
     checked = 0
     for command in commands():
         entry, args = command[0], [places.get(arg, arg) for arg in command[1:]]
-        where = f"python {shlex.join(command)}"
+        where = f"python {'' if entry.endswith('.py') else '-m '}{shlex.join(command)}"
         if entry in {"evaluate.py", "predict.py"}:  # in-process, seconds: run it
             output = ["--output", str(tmp_path / "p.csv")] if entry == "predict.py" else []
             assert {"evaluate.py": evaluate, "predict.py": predict}[entry].main([*args, *output]), where
@@ -95,7 +98,7 @@ def test_every_python_command_of_the_readme_parses_or_runs(trained_runs, quick_a
         else:  # compare, sweep, export, serve: their own options, then the project's parser takes the rest
             with pytest.MonkeyPatch.context() as patch, pytest.raises(Parsed):
                 seen = own_options_then_stop(patch)
-                __import__(entry.removesuffix(".py")).main(args)
+                import_module(entry.removesuffix(".py")).main(args)
             rest = seen[0][1]
             parser = CheckpointCLI if "--ckpt_path" in args else ProjectCLI
             assert parser([*QUICK, "--data.data_dir", data_dir, *rest]).model is not None, where

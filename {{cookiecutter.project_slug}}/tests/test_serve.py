@@ -1,4 +1,4 @@
-"""serve.py: predict.py's answers, 4xx for bad input and still serving, each request's failure its own, a
+"""deploy/serve.py: predict.py's answers, 4xx for bad input and still serving, each request's failure its own, a
 bounded load and body size, SIGTERM.
 
 The quick test makes LitServe's calls to the API and the middleware by hand, in-process; the slow ones
@@ -29,9 +29,9 @@ from starlette.responses import JSONResponse
 from test_entries import write_images
 
 import predict
-import serve
 import train_manual
-from {{ cookiecutter.package_name }}.cli import one_line_errors
+from deploy import serve
+from {{ cookiecutter.package_name }}.errors import one_line_errors
 
 from bounded import ROOT
 from conftest import QUICK
@@ -200,9 +200,9 @@ def served(tmp_path_factory, data_dir) -> tuple[Path, Path, list[dict]]:
 
 @contextmanager
 def server_on_port(checkpoint: Path, log_path: Path, *options: str):
-    """serve.py on a free port, as a user starts it, once /health answers; killed with its workers after."""
+    """deploy/serve.py on a free port, as a user starts it, once /health answers; killed with its workers after."""
     port = free_port()
-    command = [sys.executable, "serve.py", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
+    command = [sys.executable, "-m", "deploy.serve", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
     log = open(log_path, "w")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)

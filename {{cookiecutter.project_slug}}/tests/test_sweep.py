@@ -1,4 +1,5 @@
-"""sweep.py: the space is checked first; trials prune, fail, resume; workers share a study; killed trials run again."""
+"""sweeps/sweep.py: the space is checked first; trials prune, fail, resume; workers share a study; killed trials
+run again."""
 
 import os
 import signal
@@ -15,10 +16,10 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-import sweep
 import train
 from {{ cookiecutter.package_name }}.checkpoints import network_weights, read_checkpoint
-from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.errors import one_line_errors
+from sweeps import sweep
 
 from bounded import ROOT, run_bounded
 
@@ -48,7 +49,7 @@ BAD_SPACES = {
 
 @pytest.mark.parametrize(("space", "expected"), list(BAD_SPACES.values()), ids=list(BAD_SPACES))
 def test_a_bad_search_space_is_one_line_before_any_trial(tmp_path, quick_args, capsys, space, expected):
-    with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python sweep.py ...` runs
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():  # what `python -m sweeps.sweep ...` runs
         sweep.main(sweep_args(tmp_path, quick_args, space + "\n"))
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert exit_info.value.code == 2 and len(errors) == 1 and expected in errors[0], errors
@@ -100,7 +101,7 @@ def test_trials_prune_fail_resume_and_the_best_config_trains_the_same_weights(tm
 def test_a_killed_worker_leaves_its_trial_failed_and_the_next_workers_run_it_again(tmp_path, quick_args):
     # Then two workers at once finish the study: each trial counts once, whichever worker ran it.
     args = [*sweep_args(tmp_path, quick_args, epochs=100), "--n_trials", "3", "--heartbeat", "1", "--rung", "manual"]
-    sweep = [sys.executable, "tests/fake_data.py", "sweep.py"]  # on the fake files, the workers it starts too
+    sweep = [sys.executable, "tests/fake_data.py", "sweeps/sweep.py"]  # on the fake files, the workers it starts too
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen([*sweep, *args], cwd=ROOT, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

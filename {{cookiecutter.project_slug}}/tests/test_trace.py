@@ -1,11 +1,11 @@
-"""trace_steps.py's trace: each of the six operations once per batch, in the order docs/six_steps.md shows."""
+"""ladder/trace_steps.py's trace: each of the six operations once per batch, in the order docs/six_steps.md shows."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-import trace_steps
+from ladder import trace_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "six_steps.md").read_text()
@@ -47,7 +47,7 @@ def test_every_rung_takes_each_of_the_six_steps_once_per_batch_in_the_documented
         for batch in batches:
             assert step_numbers(events, batch) == order, f"{rung}, batch {batch}"
         fresh.append(trace_steps.format_trace(rung, [event for event in events if event[0] == 0]))
-    assert "\n".join(fresh) == documented, "docs/six_steps.md shows another trace: paste `python trace_steps.py`"
+    assert "\n".join(fresh) == documented, "docs/six_steps.md shows another trace: paste `python -m ladder.trace_steps`"
 
 
 def clipped_and_stepped(events: list[tuple[int, int, str]]) -> dict[int, tuple[bool, bool, bool]]:
@@ -70,6 +70,8 @@ def test_accumulation_and_clipping_fall_on_the_same_batches_on_every_rung(quick_
     # batch 0 opens a group (zero_grad), batch 1 closes it (clip, then step)
     expected = {0: (True, False, False), 1: (False, True, True), 2: (True, False, False), 3: (False, True, True)}
     assert traces == {rung: expected for rung in trace_steps.ENTRIES}
-    documented = re.search(r"trace_steps.py --trainer.accumulate_grad_batches 2.*?```text\n(.*?)\n```", DOC, re.DOTALL)
+    documented = re.search(
+        r"ladder.trace_steps --trainer.accumulate_grad_batches 2.*?```text\n(.*?)\n```", DOC, re.DOTALL
+    )
     fresh = [trace_steps.format_trace(rung, trace_steps.trace(rung, args, 2)) for rung in ["manual", "trainer"]]
     assert documented and documented.group(1) == "\n".join(fresh)

@@ -8,10 +8,10 @@ import torch
 
 import train_fabric
 import train_manual
-from compare import compare
-from {{ cookiecutter.package_name }}.cli import one_line_errors
 from {{ cookiecutter.package_name }}.data import DataModule
+from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.trainer_options import MIRRORED, OPTIONS, REFUSED, markdown_table, trainer_defaults
+from ladder.compare import compare
 
 from conftest import QUICK
 

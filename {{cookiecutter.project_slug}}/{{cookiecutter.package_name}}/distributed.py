@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,7 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
     raises instead of waiting forever (``--dist_timeout``).
 
     Once the group exists, the DataModule's samplers shard by rank. A group
-    that exists already (Lightning made it, in compare.py under torchrun) is reused. The entry points
+    that exists already (Lightning made it, in ladder/compare.py under torchrun) is reused. The entry points
     take it down with ``leave_process_group``.
     """
     env_from_slurm()
@@ -127,3 +127,27 @@ def collective_of(error: BaseException) -> str:
 
 
 COLLECTIVES = {"barrier", "all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list"}
+
+
+def with_dist_timeout(strategy: Any, seconds: int, registry: dict) -> Any:
+    """A DDP strategy named by its string ("ddp" and its variants) built with a process-group timeout.
+
+    ``registry`` is Lightning's (the Trainer) or Fabric's; each names its own ``DDPStrategy``.
+    """
+    registered = registry[strategy] if isinstance(strategy, str) and strategy in registry else {}
+    if registered.get("strategy", type(None)).__name__ != "DDPStrategy":
+        return strategy
+    return registered["strategy"](timeout=timedelta(seconds=seconds), **registered["init_params"])
+
+
+def fabric_arguments(trainer: Any, dist_timeout: int) -> dict[str, Any]:
+    """Fabric's arguments from the --trainer options: devices, nodes, strategy (with --dist_timeout), precision."""
+    from lightning.fabric.strategies import STRATEGY_REGISTRY
+
+    return {
+        "accelerator": trainer.accelerator,
+        "devices": trainer.devices,
+        "num_nodes": trainer.num_nodes,
+        "strategy": with_dist_timeout(trainer.strategy, dist_timeout, STRATEGY_REGISTRY),
+        "precision": trainer.precision,
+    }

@@ -1,7 +1,7 @@
 """A trained classifier, for evaluate, predict, export and serve: from a checkpoint of any rung or from an
 export of one, and any picture brought to its input.
 
-check_export.py runs an export where torch cannot be imported, with ``run_export`` from here: so this module
+deploy/check_export.py runs an export where torch cannot be imported, with ``run_export`` from here: so this module
 imports numpy and PIL only at the top, and torch, onnxruntime and the project's parser where they are needed.
 """
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # for the annotations only: importing them needs torch
     from torchvision.transforms import v2
 
     from .data import DataModule
-    from .model import ImageClassifier
+    from .model import DeployedClassifier
 
 # A model as a consumer sees it: uint8 images (N, C, H, W) at the training resolution -> probabilities
 Run = Callable[[np.ndarray], np.ndarray]
@@ -41,20 +41,20 @@ def run_export(path: str) -> Run:
     return run
 
 
-def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple["ImageClassifier", "DataModule"]:
-    """A checkpoint of any rung as it is deployed (``model.ImageClassifier``, eval mode), and its DataModule.
+def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple["DeployedClassifier", "DataModule"]:
+    """A checkpoint of any rung as it is deployed (``model.DeployedClassifier``, eval mode), and its DataModule.
 
     The network is rebuilt from the config.yaml of the run that wrote the checkpoint, then ``options``
     (--key=value, as the entries take them), then given the checkpoint's weights.
     """
     from .checkpoints import load_weights
     from .cli import CheckpointCLI
-    from .model import ImageClassifier
+    from .model import DeployedClassifier
 
     cli = CheckpointCLI(args=[*options, "--ckpt_path", ckpt_path])
     load_weights(cli.model.net, ckpt_path, cli.config.trust_checkpoint)
     data = cli.datamodule
-    return ImageClassifier(cli.model.net, data.mean, data.std).eval(), data
+    return DeployedClassifier(cli.model.net, data.mean, data.std).eval(), data
 
 
 def picture_to_pixels(image: Image.Image, resize: "v2.Transform", channels: int) -> "torch.Tensor":

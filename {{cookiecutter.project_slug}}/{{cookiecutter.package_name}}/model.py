@@ -50,8 +50,8 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-class ImageClassifier(nn.Module):
-    """``net`` as it is deployed: uint8 images in, class probabilities out (export.py exports this).
+class DeployedClassifier(nn.Module):
+    """``net`` as it is deployed: uint8 images in, class probabilities out (deploy/export.py exports this).
 
     The scaling to [0, 1] and the normalisation run inside, with the very operations of the DataModule's
     transform, so a consumer of the exported graph needs nothing from this project but the input size.

@@ -21,7 +21,7 @@ STAGES = ("train", "val", "test")
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(", category=PossibleUserWarning)
 
 
-class Classifier(L.LightningModule):
+class LitClassifier(L.LightningModule):
     """Trains ``net`` to classify images with cross-entropy.
 
     Args:

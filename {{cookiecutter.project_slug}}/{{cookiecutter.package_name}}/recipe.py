@@ -14,6 +14,8 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from .errors import NonFiniteLossError
+
 SchedulerName = Literal["cosine", "step", "none"]
 
 
@@ -72,10 +74,6 @@ class Metrics(nn.Module):
 def prefixed(stage: str, values: dict[str, float] | None) -> dict[str, float]:
     """The names every rung logs a stage's values under: "train/loss", "val/acc", ..."""
     return {f"{stage}/{name}": value for name, value in (values or {}).items()}
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; the entry points print it as one line."""
 
 
 class FiniteLossCheck:

@@ -1,13 +1,16 @@
 """Where a run (one training, by any rung) writes: a fresh directory, and its logger."""
 
+import hashlib
 import netrc
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -17,6 +20,10 @@ from .recipe import Metrics, prefixed
 
 LoggerName = Literal["wandb", "tensorboard", "csv", "none"]
 DEFAULT_LOGGER = "{{ cookiecutter.logger }}"  # chosen when the project was baked; --logger switches
+PROJECT = "{{ cookiecutter.__wandb_project }}"  # the wandb project (the slug: letters, digits, ".", "_", "-")
+# Options that change how a run is kept or launched, not its result: they stay out of the config's hash.
+RUN_ONLY_OPTIONS = ("config", "logger", "run_root", "run_name", "ckpt_path", "trust_checkpoint")
+RUN_ONLY_OPTIONS += ("save_every_n_steps", "dist_timeout", "logger_group", "logger_project", "logger_entity", "test")
 
 
 @dataclass
@@ -84,6 +91,47 @@ def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = No
     elif RUN_DIR_VARIABLE in os.environ:
         run_dir = Path(os.environ[RUN_DIR_VARIABLE])
     return from_rank_zero(run_dir)
+
+
+def start_run(
+    cli: Any, rung: str, loggers: Sequence[Logger] = (), write_config: bool = True
+) -> tuple[Path | None, list[Logger]]:
+    """Open a run of ``cli``'s config (a ``cli.ProjectCLI``): its directory, its config.yaml and its loggers.
+
+    Rank 0 makes the directory; under a process group the other ranks get it too. The loggers are the one
+    --logger names, then ``loggers``, on rank 0 only. ``write_config=False`` leaves config.yaml to the
+    Trainer, which writes it once fit starts. ``rung`` names the directory, runs/<date>_<time>-<rung>.
+
+    Called once the model and the data exist, so an invalid config writes nothing, and once the process
+    group is up (torchrun's or Fabric's): every rank then restarts its random state from the run's seed, as
+    the Trainer's DDP setup does (``reset_seed``), so dropout draws the same masks on every rung.
+    """
+    if torch.distributed.is_initialized():
+        reset_seed()
+    config, rank = cli.config, rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in one process
+    run_dir = shared_run_dir(config.run_root, rung, rank, config.run_name)
+    if rank != 0:
+        return run_dir, []
+    if write_config:  # everything the run was trained with, to train it again with --config
+        cli.parser.save(config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
+    chosen = cli.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
+    if isinstance(chosen, Logger) or chosen is False or config.trainer.barebones:
+        logger = chosen or None  # --trainer.barebones: no --logger, on every rung
+    else:
+        where = {"project": config.logger_project, "entity": config.logger_entity}
+        logger = build_logger(config.logger, run_dir, rung, config.logger_group or config_id(cli), **where)
+    opened = [*([logger] if logger is not None else []), *loggers]
+    for each in opened:
+        each.log_hyperparams(config.as_dict())
+    return run_dir, opened
+
+
+def config_id(cli: Any) -> str:
+    """A short hash of what decides the result: the runs of one config share it (the wandb group)."""
+    config = cli.config.clone()
+    for key in RUN_ONLY_OPTIONS:
+        config.pop(key, None)
+    return "config-" + hashlib.sha1(cli.parser.dump(config, skip_check=True).encode()).hexdigest()[:8]
 
 
 def build_logger(

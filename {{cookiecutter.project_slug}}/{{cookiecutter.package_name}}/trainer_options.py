@@ -20,6 +20,8 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import Trainer
 
+from .errors import RefusedOption
+
 MIRRORED, NO_EFFECT, REFUSED = "mirrored", "no effect", "refused"
 
 
@@ -91,10 +93,6 @@ OPTIONS: dict[str, Option] = {
     "enable_autolog_hparams": Option(NO_EFFECT, "what is logged"),
     "model_registry": Option(NO_EFFECT, "where a model is uploaded"),
 }
-
-
-class RefusedOption(ValueError):
-    """A trainer option a hand-written loop does not mirror; the entry points print it as one line, exit 2."""
 
 
 @cache

@@ -4,7 +4,7 @@ import torch
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from . import DataError
+from ..errors import DataError
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # of the training images scaled to [0, 1]
 IMAGE_SIZE = 32

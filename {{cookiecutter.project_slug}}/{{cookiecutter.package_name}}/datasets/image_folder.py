@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from . import DataError
+from ..errors import DataError
 
 # ImageNet's statistics: the usual choice for photographs when the set's own are not measured.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

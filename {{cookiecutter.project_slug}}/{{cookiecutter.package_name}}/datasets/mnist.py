@@ -4,7 +4,7 @@ import torch
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from . import DataError
+from ..errors import DataError
 
 MEAN, STD = (0.1307,), (0.3081,)  # of the training images scaled to [0, 1]
 IMAGE_SIZE = 28

@@ -1,10 +1,10 @@
 """Search hyperparameters with Optuna: trials on any rung, in a real database, resumable, in parallel.
 
-    python sweep.py                                       # configs/sweep.yaml, 20 trials of the Trainer
-    python sweep.py --n_trials 40                         # the same command again tops the study up to 40
-    python sweep.py --rung manual --n_workers 2           # the hand-written loop, two workers at once
-    python sweep.py --trainer.max_epochs 5                # any option of train.py, for every trial
-    python sweep.py --storage postgresql://me@host/optuna # workers on several machines share one study
+    python -m sweeps.sweep                                       # configs/sweep.yaml, 20 trials of the Trainer
+    python -m sweeps.sweep --n_trials 40                         # the same command again tops the study up to 40
+    python -m sweeps.sweep --rung manual --n_workers 2           # the hand-written loop, two workers at once
+    python -m sweeps.sweep --trainer.max_epochs 5                # any option of train.py, for every trial
+    python -m sweeps.sweep --storage postgresql://me@host/optuna # workers on several machines share one study
     optuna-dashboard sqlite:///runs/sweeps.db             # watch it (pip install optuna-dashboard)
 
 The search space maps train.py's own option names to Optuna's distributions (configs/sweep.yaml):
@@ -39,8 +39,9 @@ from optuna.trial import Trial, TrialState
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, ProjectCLI, one_line_errors
-from {{ cookiecutter.package_name }}.runs import EpochLogger
+from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, ConfigError, one_line_errors
+from ladder.history import History
 
 RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
@@ -105,25 +106,16 @@ def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object
     return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
-class TrialReporter(EpochLogger):
-    """A logger that reports each epoch's metric to the trial, and stops the run when the pruner says so.
+def report_epoch(trial: Trial, metric: str, epoch: int, row: dict[str, float]) -> None:
+    """Report an epoch's metric to the trial, and stop the run when the pruner says so.
 
-    Every rung takes loggers of its own beside the --logger one and logs its epoch metrics through them,
-    so one reporter serves the Trainer and both hand-written loops: ``trial.report``, then
-    ``trial.should_prune``.
+    Every rung takes loggers of its own beside the --logger one and logs its epoch rows through them, so
+    one ``History`` logger that calls this serves the Trainer and both hand-written loops.
     """
-
-    def __init__(self, trial: Trial, metric: str) -> None:
-        super().__init__()
-        self.trial, self.metric, self.value = trial, metric, None
-
-    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
-        if self.metric not in row:
-            return
-        self.value = row[self.metric]
-        self.trial.report(self.value, epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"{self.metric} {self.value:.4f} after epoch {epoch}")
+    if metric in row:
+        trial.report(row[metric], epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"{metric} {row[metric]:.4f} after epoch {epoch}")
 
 
 def objective(
@@ -138,9 +130,9 @@ def objective(
     flags = [f"--{option}={flag_value(value)}" for option, value in values.items()]
     name = f"trial-{trial.number}"
     trial.set_user_attr("run_dir", str(study_dir / f"{name}-{rung}"))
-    reporter = TrialReporter(trial, metric)
+    history = History(on_epoch=partial(report_epoch, trial, metric))
     try:
-        results = RUNGS[rung]([*args, *flags, "--run_name", name, "--test", "false"], loggers=[reporter])
+        results = RUNGS[rung]([*args, *flags, "--run_name", name, "--test", "false"], loggers=[history])
     except optuna.TrialPruned:
         raise
     except SystemExit as error:  # the parser refused a combination, on stderr
@@ -150,9 +142,9 @@ def objective(
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
         raise
     trial.set_user_attr("run_dir", str(results.run_dir))  # the same, unless a directory of that name was there
-    if reporter.value is None:
+    if metric not in history.series:
         raise RuntimeError(f"the run logged no {metric}")
-    return reporter.value
+    return history.series[metric][-1][1]
 
 
 def open_storage(url: str, heartbeat: int) -> optuna.storages.BaseStorage:
@@ -206,8 +198,10 @@ def run_workers(argv: list[str], n_workers: int) -> None:
     """Start ``n_workers`` processes of this same sweep on the same storage, each with its share of the cores."""
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    # started as this process was (sys.argv[0]: sweep.py, or a wrapper that runs it), as Lightning starts DDP ranks
-    command = [sys.executable, sys.argv[0], *argv, "--n_workers", "1", "--worker"]  # the last --n_workers wins
+    # started as this process was (python -m sweeps.sweep, or a script that runs it), as Lightning starts DDP ranks
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    this = ["-m", spec.name] if spec is not None else [sys.argv[0]]
+    command = [sys.executable, *this, *argv, "--n_workers", "1", "--worker"]  # the last --n_workers wins
     workers = [subprocess.Popen(command, env=env) for _ in range(n_workers)]
     failed = sum(worker.wait() != 0 for worker in workers)
     if failed:
@@ -254,13 +248,11 @@ def plot(study: optuna.Study, study_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> optuna.Study:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
-    )
+    parser = ArgumentParser(__doc__)
     parser.add_argument(
         "--sweep",
         type=Path,
-        default=Path(__file__).resolve().parent / "configs" / "sweep.yaml",
+        default=Path(__file__).resolve().parents[1] / "configs" / "sweep.yaml",
         help="the search space",
     )
     parser.add_argument("--n_trials", type=PositiveInt, default=20, help="trials in the study, all workers together")
@@ -278,10 +270,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         "--heartbeat", type=PositiveInt, default=10, help="seconds between a running trial's heartbeats"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --n_workers' processes
-    try:
-        own, rest = parser.parse_known_args(argv)
-    except argparse.ArgumentError as error:
-        raise ConfigError(str(error)) from None
+    own, rest = parser.parse_known_args(argv)
     space = load_space(own.sweep)
     study_name = own.study_name or own.sweep.stem
     cli = check_space(space, ["--trainer.devices", "1", *rest])

@@ -1,9 +1,9 @@
 """Where each rung performs the six steps: real training steps, with the calls that matter traced.
 
-    python trace_steps.py                    # the first batch of every rung: manual, Fabric, the Trainer
-    python trace_steps.py --batches 3        # more batches of each
-    python trace_steps.py --rungs trainer    # one rung
-    python trace_steps.py --data.batch_size 8   # any option train.py takes
+    python -m ladder.trace_steps                    # the first batch of every rung: manual, Fabric, the Trainer
+    python -m ladder.trace_steps --batches 3        # more batches of each
+    python -m ladder.trace_steps --rungs trainer    # one rung
+    python -m ladder.trace_steps --data.batch_size 8   # any option train.py takes
 
 The six operations are caught where torch performs them, whoever asks for them: the batch's
 ``Tensor.to`` (1), ``Optimizer.zero_grad`` (2), the network's forward (3), ``F.cross_entropy`` (4),
@@ -12,7 +12,6 @@ indented, the calls that led there: the LightningModule's hooks for the Trainer,
 wrappers for Fabric. docs/six_steps.md shows this trace, and tests/test_trace.py checks it against a new one.
 """
 
-import argparse
 import io
 import sys
 import tempfile
@@ -35,8 +34,8 @@ from torch.utils.data import DataLoader
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, one_line_errors
-from {{ cookiecutter.package_name }}.module import Classifier
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, one_line_errors
+from {{ cookiecutter.package_name }}.module import LitClassifier
 
 SIX = {
     1: "1. move the batch to the device",
@@ -62,7 +61,7 @@ CALLS = {
         (Fabric, "clip_gradients", "fabric.clip_gradients"),
         (_FabricOptimizer, "step", "_FabricOptimizer.step"),
     ],
-    "trainer": [(Classifier, name, f"LightningModule.{name}") for name in LIGHTNING_HOOKS],
+    "trainer": [(LitClassifier, name, f"LightningModule.{name}") for name in LIGHTNING_HOOKS],
 }
 ENTRIES = {"manual": train_manual.main, "fabric": train_fabric.main, "trainer": train.main}
 
@@ -242,15 +241,10 @@ def format_trace(rung: str, events: list[tuple[int, int, str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
-    )
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--batches", type=PositiveInt, default=1, help="how many batches of each rung to print")
     parser.add_argument("--rungs", nargs="+", choices=list(ENTRIES), default=list(ENTRIES), help="the rungs to trace")
-    try:
-        own, rest = parser.parse_known_args(argv)
-    except argparse.ArgumentError as error:
-        raise ConfigError(str(error)) from None
+    own, rest = parser.parse_known_args(argv)
     for rung in own.rungs:
         print(format_trace(rung, trace(rung, rest, own.batches)))
     return 0

@@ -1,18 +1,17 @@
 """Export a checkpoint of any rung to ONNX and torch.export (.pt2), and prove that each file computes what was trained.
 
-    python export.py --ckpt_path runs/<run>/checkpoints/best.pt        # writes runs/<run>/exported/
-    python export.py --ckpt_path runs/<run>/checkpoints/best.ckpt --output_dir exported --format onnx
+    python -m deploy.export --ckpt_path runs/<run>/checkpoints/best.pt        # writes runs/<run>/exported/
+    python -m deploy.export --ckpt_path runs/<run>/checkpoints/best.ckpt --output_dir exported --format onnx
 
 The exported graph takes uint8 images (N, C, H, W) at the training resolution, any N, and returns class
-probabilities (N, num_classes): scaling and normalisation are inside it (model.ImageClassifier).
+probabilities (N, num_classes): scaling and normalisation are inside it (model.DeployedClassifier).
 model.json beside it gives the class names, the input and the checkpoint it came from.
 
-After writing each file, export.py loads it again in a fresh process (check_export.py) and compares it
+After writing each file, it loads the file again in a fresh process (deploy/check_export.py) and compares it
 with the eager model on the test split: ONNX Runtime within Lightning's own ONNX tolerances (rtol 1e-3,
 atol 1e-5) with every argmax equal, and the .pt2 program bit for bit on the CPU.
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,16 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from {{ cookiecutter.package_name }}.checkpoints import CheckpointError
-from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, CheckpointError, one_line_errors
 from {{ cookiecutter.package_name }}.inference import from_checkpoint
-from {{ cookiecutter.package_name }}.model import ImageClassifier
+from {{ cookiecutter.package_name }}.model import DeployedClassifier
 
-CHECK = Path(__file__).resolve().parent / "check_export.py"
+ROOT = Path(__file__).resolve().parents[1]  # the project root, where `python -m deploy.check_export` runs
 FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2"}
 
 
-def write(model: ImageClassifier, example: torch.Tensor, fmt: str, path: Path) -> None:
+def write(model: DeployedClassifier, example: torch.Tensor, fmt: str, path: Path) -> None:
     """``model`` as ``fmt`` at ``path``, with a dynamic batch dimension."""
     dynamic = ({0: torch.export.Dim("batch")},)
     if fmt == "pt2":
@@ -44,20 +42,27 @@ def write(model: ImageClassifier, example: torch.Tensor, fmt: str, path: Path) -
 
 
 def check_in_fresh_process(path: Path, images: np.ndarray, expected: np.ndarray) -> dict:
-    """Run check_export.py on ``path`` in a new interpreter and return its figures."""
+    """Run deploy/check_export.py on ``path`` in a new interpreter and return its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "images.npy", images)
         np.save(Path(tmp) / "expected.npy", expected)
-        command = [sys.executable, str(CHECK), str(path), f"{tmp}/images.npy", f"{tmp}/expected.npy"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        command = [
+            sys.executable,
+            "-m",
+            "deploy.check_export",
+            str(path.resolve()),
+            f"{tmp}/images.npy",
+            f"{tmp}/expected.npy",
+        ]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if not result.stdout.strip():
-        raise CheckpointError(f"check_export.py {path} failed: {result.stderr.strip().splitlines()[-1:]}")
+        raise CheckpointError(f"deploy/check_export.py {path} failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint of any rung: .ckpt (Trainer) or .pt")
     parser.add_argument("--output_dir", default=None, help="default: exported/ in the checkpoint's run directory")
     parser.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS), help="what to write")

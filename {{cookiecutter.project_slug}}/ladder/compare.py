@@ -1,36 +1,37 @@
 """Train on every rung of the ladder (by hand, Fabric, Lightning's Trainer), same config and seed, and compare.
 
-    python compare.py                          # the defaults; prints the table, writes compare.png
-    python compare.py --json figures.json      # also the figures as JSON, for CI
-    python compare.py --check                  # exit 1 unless every rung's final weights equal the manual loop's
-    python compare.py --repeats 3              # alternate the order, pool the timings: steadier figures
-    python compare.py --rungs manual trainer   # some rungs only (the manual loop is always the reference)
-    python compare.py --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
-    torchrun --nproc_per_node 2 compare.py --trainer.devices 2 --trainer.strategy ddp   # every rung on 2 processes
+    python -m ladder.compare                          # the defaults; prints the table, writes compare.png
+    python -m ladder.compare --json figures.json      # also the figures as JSON, for CI
+    python -m ladder.compare --check                  # exit 1 unless every rung's final weights equal the manual loop's
+    python -m ladder.compare --repeats 3              # alternate the order, pool the timings: steadier figures
+    python -m ladder.compare --rungs manual trainer   # some rungs only (the manual loop is always the reference)
+    python -m ladder.compare --trainer.max_epochs 3 --data.batch_size 100   # any option train.py takes
+    torchrun --nproc_per_node 2 -m ladder.compare --trainer.devices 2 --trainer.strategy ddp  # on 2 processes
 
 The rungs, each a step up from the one before: the manual loop; Fabric; ``Trainer(barebones=True)``,
 Lightning's loop with checkpoints, logging, the progress bar and the sanity check off (for timing only:
 it logs nothing to compare); and the project's Trainer, as ``python train.py`` runs it.
 
 Every rung is measured the same way, from outside: a ``StepClock`` stamps each training batch as a
-DataLoader hands it out, and a ``HistoryLogger``, passed to each entry's ``main`` as a user would pass a
+DataLoader hands it out, and a ``History`` logger, passed to each entry's ``main`` as a user would pass a
 logger of their own, records what it logs per epoch. No rung's code changes for it.
 """
 
-import argparse
 import json
 import statistics
 import sys
 import time
 import warnings
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 _start = time.perf_counter()
 import torch
 from jsonargparse.typing import PositiveInt
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -39,9 +40,11 @@ from torch.utils.data import DataLoader
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ConfigError, one_line_errors
-from {{ cookiecutter.package_name }}.distributed import leave_process_group
-from {{ cookiecutter.package_name }}.runs import EpochLogger
+from {{ cookiecutter.package_name }}.cli import ProjectCLI
+from {{ cookiecutter.package_name }}.distributed import leave_process_group, with_dist_timeout
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, one_line_errors
+from {{ cookiecutter.package_name }}.runs import RunResult
+from ladder.history import History
 
 IMPORT_S = time.perf_counter() - _start
 WARMUP_EPOCHS = 1  # the first epoch pays for allocator growth and first-call dispatch
@@ -96,27 +99,27 @@ class StepClock:
         return [b - a for stamps in epochs for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-class HistoryLogger(EpochLogger):
-    """Keeps what a rung logs, merged into one row per epoch."""
+def barebones_main(args: list[str], loggers: Sequence[Logger] = ()) -> RunResult:
+    """Lightning's loop alone: ``Trainer(barebones=True)`` on the project's model, data and --trainer options.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: dict[int, dict[str, float]] = defaultdict(dict)
+    No checkpoints, logger, progress bar, model summary or sanity check: the price of the Trainer's loop
+    itself, between Fabric's and the project's Trainer. It logs nothing, so only its time is compared.
+    """
+    cli = ProjectCLI(args)
+    options = {**cli.config_init.trainer.as_dict(), "logger": False, "callbacks": None, "log_every_n_steps": None}
+    options["barebones"] = True
+    options["strategy"] = with_dist_timeout(options["strategy"], cli.config.dist_timeout, StrategyRegistry)
+    Trainer(**options).fit(cli.model, datamodule=cli.datamodule)
+    return RunResult(cli.model.net, cli.datamodule, None)
 
-    def log_epoch(self, epoch: int, row: dict[str, float], step: int | None) -> None:
-        self.rows[epoch].update(row)
 
-    def epochs(self) -> list[dict[str, float]]:
-        return [self.rows[epoch] for epoch in sorted(self.rows)]
-
-
-# The ladder, from the loop written by hand to the project's Trainer: each rung's entry and its own flags.
+# The ladder, from the loop written by hand to the project's Trainer: each rung's entry.
 # Each is timed, and its weights are checked against the first rung's.
 RUNGS = {
-    "manual": (train_manual.main, []),
-    "fabric": (train_fabric.main, []),
-    "trainer_barebones": (train.main, ["--trainer.barebones", "true"]),
-    "trainer": (train.main, []),
+    "manual": train_manual.main,
+    "fabric": train_fabric.main,
+    "trainer_barebones": barebones_main,
+    "trainer": train.main,
 }
 TIMING_ONLY = {"trainer_barebones"}  # logs nothing: its epochs have no metrics to compare
 
@@ -124,10 +127,9 @@ TIMING_ONLY = {"trainer_barebones"}  # logs nothing: its epochs have no metrics 
 def timed_run(rung: str, args: list[str]) -> dict:
     """Train one rung on ``args``, as its entry trains, timed and recorded from outside."""
     start = time.perf_counter()
-    entry, flags = RUNGS[rung]
-    history = HistoryLogger()
+    history = History()
     with StepClock().attached() as clock:
-        results = entry([*args, *flags, "--test", "false"], loggers=[] if rung in TIMING_ONLY else [history])
+        results = RUNGS[rung]([*args, "--test", "false"], loggers=[history])
     return {
         "net": results.net,
         "history": history.epochs(),
@@ -264,18 +266,13 @@ def plot(figures: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, exit_on_error=False
-    )
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--plot", default="compare.png", help="the loss curves' PNG ('' for none)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the weights are identical")
     parser.add_argument("--repeats", type=PositiveInt, default=1, help="run the rungs this often for steadier timings")
     parser.add_argument("--rungs", nargs="+", choices=list(RUNGS), help="the rungs to run (default: all)")
-    try:
-        own, rest = parser.parse_known_args(argv)
-    except argparse.ArgumentError as error:
-        raise ConfigError(str(error)) from None
+    own, rest = parser.parse_known_args(argv)
     figures = compare(rest, own.repeats, own.rungs)
     if rank_zero_only.rank != 0:
         return 0  # under torchrun every rank ran every rung; rank 0 reports

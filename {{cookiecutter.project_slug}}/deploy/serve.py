@@ -1,6 +1,6 @@
 """Serve a checkpoint of any rung over HTTP, on LitServe: POST an image, get its class and the probabilities.
 
-    python serve.py --ckpt_path runs/<run>/checkpoints/best.pt          # http://127.0.0.1:8000
+    python -m deploy.serve --ckpt_path runs/<run>/checkpoints/best.pt          # http://127.0.0.1:8000
     curl -F "file=@digit.png" localhost:8000/predict                   # an upload
     curl -H "Content-Type: application/json" -d "{\"image\": \"$(base64 -w0 digit.png)\"}" localhost:8000/predict
     curl localhost:8000/health
@@ -13,7 +13,6 @@ reason; the requests batched with it are answered as if it had not been sent. A 
 once, a client gets 503 at once and may retry. SIGTERM stops every process of the server.
 """
 
-import argparse
 import base64
 import binascii
 import io
@@ -29,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.checkpoints import read_checkpoint
-from {{ cookiecutter.package_name }}.cli import one_line_errors
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, one_line_errors
 from {{ cookiecutter.package_name }}.inference import from_checkpoint, picture_to_pixels
 
 MAX_PIXELS = 4096 * 4096  # refused before decoding: PIL only warns up to twice its own limit of 89M pixels
@@ -166,7 +165,7 @@ def stop(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint of any rung: .ckpt (Trainer) or .pt")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")

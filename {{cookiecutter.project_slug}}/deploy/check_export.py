@@ -1,9 +1,9 @@
 """Check an exported model in a process of its own: does it give the probabilities the eager model gave?
 
-    python check_export.py model.onnx images.npy expected.npy     # numpy and onnxruntime only: no torch
-    python check_export.py model.pt2 images.npy expected.npy      # torch.export.load
+    python -m deploy.check_export model.onnx images.npy expected.npy     # numpy and onnxruntime only: no torch
+    python -m deploy.check_export model.pt2 images.npy expected.npy      # torch.export.load
 
-export.py runs it after writing each file. It prints one JSON line of figures and exits 1 if the file
+deploy/export.py runs it after writing each file. It prints one JSON line of figures and exits 1 if the file
 fails: ONNX Runtime within rtol 1e-3 and atol 1e-5 (the tolerances of Lightning's own ONNX test) with
 every argmax equal; a .pt2 program bit for bit.
 """

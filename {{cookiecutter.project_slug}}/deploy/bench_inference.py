@@ -1,8 +1,8 @@
 """Figures of the exported and served model, printed and never asserted: ONNX Runtime against eager PyTorch, and
-serve.py under load with and without dynamic batching, with good requests alone and with half of them bad
+deploy/serve.py under load with and without dynamic batching, with good requests alone and with half of them bad
 (each good request's latency, with and without bad traffic beside it).
 
-    python scripts/bench_inference.py --ckpt_path runs/<run>/checkpoints/best.pt [--requests 2000] [--clients 8]
+    python -m deploy.bench_inference --ckpt_path runs/<run>/checkpoints/best.pt [--requests 2000] [--clients 8]
 """
 
 import argparse
@@ -21,16 +21,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # a script in scripts/: the project root holds the package and export.py
+import numpy as np
+import onnxruntime
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import predict
+from deploy import export
 
-import export  # noqa: E402
-import predict  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the project root, where `python -m deploy.serve` runs
 
 
 def median_seconds(function, repeats: int) -> float:
@@ -45,7 +44,7 @@ def median_seconds(function, repeats: int) -> float:
 
 def onnx_against_eager(ckpt_path: str, output_dir: Path) -> None:
     export.main(["--ckpt_path", ckpt_path, "--output_dir", str(output_dir), "--format", "onnx", "pt2"])
-    eager, _, _ = predict.load_model(ckpt_path, [])  # model.ImageClassifier from the checkpoint, eager
+    eager, _, _ = predict.load_model(ckpt_path, [])  # model.DeployedClassifier from the checkpoint, eager
     session = onnxruntime.InferenceSession(str(output_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     shape = json.loads((output_dir / "model.json").read_text())["input"]["shape"][1:]
     print("\nbatch | eager PyTorch | ONNX Runtime | ONNX Runtime / eager (medians, alternating)")
@@ -67,7 +66,7 @@ def serve_under_load(ckpt_path: str, max_batch_size: int, requests: int, clients
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "serve.py", "--ckpt_path", ckpt_path, "--port", str(port)]
+    command = [sys.executable, "-m", "deploy.serve", "--ckpt_path", ckpt_path, "--port", str(port)]
     command += ["--max_batch_size", str(max_batch_size)]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     server = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **quiet)
@@ -79,7 +78,7 @@ def serve_under_load(ckpt_path: str, max_batch_size: int, requests: int, clients
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("serve.py did not start") from None
+                    raise SystemExit("deploy/serve.py did not start") from None
                 time.sleep(0.5)
         for bad_share in (0.0, 0.5):
             load(port, max_batch_size, requests, clients, bad_share)
