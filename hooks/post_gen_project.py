@@ -72,7 +72,7 @@ def main() -> None:
         "  python train.py            # Lightning's Trainer\n"
         "  python train_manual.py     # the same model, by hand\n"
         "  python train_fabric.py     # the same loop, with Lightning Fabric\n"
-        "  python -m ladder.compare          # every rung, side by side\n"
+        "  python -m ladder.compare   # every rung, side by side\n"
         "  pytest\n"
     )
 

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.distributed import fabric_arguments, leave_
 from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
 from {{ cookiecutter.package_name }}.loop_checkpoint import LoopCheckpoint, Progress, read_loop_checkpoint
+from {{ cookiecutter.package_name }}.preemption import StopSignal
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, start_run
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
@@ -56,7 +57,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     cli = ProjectCLI(args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
-    resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
+    resume = read_loop_checkpoint(config, RUNG)  # --ckpt_path: a missing or unsafe file stops here
     fabric = L.Fabric(**fabric_arguments(config.trainer, config.dist_timeout))  # torchrun's processes, or its own
     fabric.launch()
     device, writer = fabric.device, fabric.is_global_zero  # only rank 0 writes files
@@ -67,7 +68,10 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     train_metrics = Metrics(data.num_classes, persistent=True).to(device)  # saved: a resume mid-epoch goes on
     val_metrics = Metrics(data.num_classes).to(device)
     model, optimizer = fabric.setup(net, optimizer)  # to the device, wrapped for DDP and precision
-    checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
+    stop = StopSignal(device).install()  # SIGTERM, or SLURM's SIGUSR1: save and stop after the batch under way
+    checkpoint = LoopCheckpoint(
+        run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer, stop
+    )
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
     try:
         for epoch in range(progress.epoch, options.max_epochs):

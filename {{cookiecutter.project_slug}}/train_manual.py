@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.distributed import barrier, init_from_env, 
 from {{ cookiecutter.package_name }}.errors import one_line_errors
 from {{ cookiecutter.package_name }}.evaluation import evaluate, test_best
 from {{ cookiecutter.package_name }}.loop_checkpoint import LoopCheckpoint, Progress, read_loop_checkpoint
+from {{ cookiecutter.package_name }}.preemption import StopSignal
 from {{ cookiecutter.package_name }}.recipe import Metrics, build_optimizer, loss_fn
 from {{ cookiecutter.package_name }}.runs import RunResult, close_loggers, log_epoch, start_run
 from {{ cookiecutter.package_name }}.trainer_options import LoopOptions
@@ -58,7 +59,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     cli = ProjectCLI(args)
     net, data, hp, config = cli.model.net, cli.datamodule, cli.model.hparams, cli.config  # the Trainer's very network
     options = LoopOptions.from_trainer(config.trainer, RUNG)  # the options it mirrors; a refused one stops here
-    resume = read_loop_checkpoint(config.ckpt_path, config.run_root, RUNG, config.trust_checkpoint)
+    resume = read_loop_checkpoint(config, RUNG)  # --ckpt_path: a missing or unsafe file stops here
     device, writer = init_from_env(config.dist_timeout), rank() == 0  # the process group; only rank 0 writes files
     train_loader, val_loader = data.fit_loaders(local_rank_zero_first())  # one download per machine
     options = options.for_loaders(len(train_loader), len(val_loader))
@@ -68,7 +69,10 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
     val_metrics = Metrics(data.num_classes).to(device)
     net.to(device)
     model = DistributedDataParallel(net) if torch.distributed.is_initialized() else net  # DDP averages gradients
-    checkpoint = LoopCheckpoint(run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer)
+    stop = StopSignal(device).install()  # SIGTERM, or SLURM's SIGUSR1: save and stop after the batch under way
+    checkpoint = LoopCheckpoint(
+        run_dir, net, optimizer, scheduler, train_metrics, config.save_every_n_steps, writer, stop
+    )
     progress = checkpoint.resume(resume)  # where the saved run stopped: this epoch, after this many batches
     try:
         for epoch in range(progress.epoch, options.max_epochs):

@@ -171,23 +171,8 @@ def compare(args: list[str], repeats: int = 1, rungs: list[str] | None = None) -
     history = {rung: [{k: row[k] for k in keys if k in row} for row in runs[rung]["history"]] for rung in runs}
     figures, below = {}, None
     for rung in names:
-        diff, identical = max_abs_weight_diff(runs[rung]["net"], runs["manual"]["net"])
-        ratios = [
-            statistics.median(run["step_times"]) / statistics.median(manual["step_times"])
-            for run, manual in zip(pooled[rung], pooled["manual"], strict=True)
-        ]
-        figures[rung] = {
-            "ms_per_step": ms[rung],
-            "step_up_us": None if below is None else 1000 * (ms[rung] - ms[below]),
-            "ratio_to_manual": statistics.median(ratios),
-            "ratios": ratios,
-            "identical": identical,
-            "max_abs_weight_diff": diff,
-            "same_epoch_metrics": None if rung in TIMING_ONLY else history[rung] == history["manual"],
-            "startup_s": runs[rung]["startup_s"],
-            "total_s": runs[rung]["total_s"],
-            "run_dir": runs[rung]["run_dir"],
-        }
+        figures[rung] = rung_figures(pooled[rung], pooled["manual"], ms[rung], ms[below] if below else None)
+        figures[rung]["same_epoch_metrics"] = None if rung in TIMING_ONLY else history[rung] == history["manual"]
         below = rung
     top = names[-1]  # the highest rung run: the project's Trainer, by default
     return {
@@ -205,6 +190,26 @@ def compare(args: list[str], repeats: int = 1, rungs: list[str] | None = None) -
         "timed_steps": sum(len(run["step_times"]) for run in pooled["manual"]),
         "repeats": repeats,
         "history": {rung: rows for rung, rows in history.items() if rung not in TIMING_ONLY},
+    }
+
+
+def rung_figures(results: list[dict], manual: list[dict], ms: float, ms_below: float | None) -> dict:
+    """One rung's figures from its runs (one per repeat) and the manual loop's, with the rung below's time."""
+    diff, identical = max_abs_weight_diff(results[0]["net"], manual[0]["net"])
+    ratios = [
+        statistics.median(run["step_times"]) / statistics.median(reference["step_times"])
+        for run, reference in zip(results, manual, strict=True)
+    ]
+    return {
+        "ms_per_step": ms,
+        "step_up_us": None if ms_below is None else 1000 * (ms - ms_below),
+        "ratio_to_manual": statistics.median(ratios),
+        "ratios": ratios,
+        "identical": identical,
+        "max_abs_weight_diff": diff,
+        "startup_s": results[0]["startup_s"],
+        "total_s": results[0]["total_s"],
+        "run_dir": results[0]["run_dir"],
     }
 
 

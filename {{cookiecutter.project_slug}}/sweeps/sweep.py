@@ -20,7 +20,6 @@ heartbeat stops, and the next worker runs it again. At the end: the best trial, 
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -33,77 +32,19 @@ import optuna
 import yaml
 from filelock import FileLock
 from jsonargparse.typing import PositiveInt
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.trial import Trial, TrialState
 
 import train
 import train_fabric
 import train_manual
-from {{ cookiecutter.package_name }}.cli import ProjectCLI
-from {{ cookiecutter.package_name }}.errors import ArgumentParser, ConfigError, one_line_errors
+from {{ cookiecutter.package_name }}.errors import ArgumentParser, one_line_errors
 from ladder.history import History
+from sweeps.space import check_space, flag_value, load_space, suggest
 
 RUNGS = {"trainer": train.main, "manual": train_manual.main, "fabric": train_fabric.main}
 METRICS = {"val/acc": "maximize", "val/loss": "minimize", "train/acc": "maximize", "train/loss": "minimize"}
-DISTRIBUTIONS = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's, the plots'
-
-
-def load_space(path: Path) -> dict[str, BaseDistribution]:
-    """The search space of a YAML file: each option's type (float, int or categorical) and Optuna's arguments."""
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"--sweep {path}: {error}") from None
-    if not isinstance(spec, dict) or not spec:
-        raise ConfigError(f"--sweep {path}: " + "expected lines like `model.lr: {type: float, low: 1.0e-4, high: 0.1}`")
-    space = {}
-    for option, entry in spec.items():
-        kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind not in DISTRIBUTIONS:
-            raise ConfigError(f"--sweep {path}: {option}: needs type: float, int or categorical")
-        arguments = {key: value for key, value in entry.items() if key != "type"}
-        if kind == "float":  # YAML reads 1e-4 (no dot) as a string
-            arguments = {
-                key: float(value) if key in ("low", "high", "step") else value for key, value in arguments.items()
-            }
-        try:
-            space[option] = DISTRIBUTIONS[kind](**arguments)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"--sweep {path}: {option}: {error}") from None
-    return space
-
-
-def check_space(space: dict[str, BaseDistribution], args: list[str]) -> ProjectCLI:
-    """Parse every trial's common options once, then each end of each range and each choice, as a flag."""
-    cli = ProjectCLI(args=args)
-    if cli.config.trainer.devices not in (1, "1"):
-        raise ConfigError("a sweep runs each trial in one process: for more devices, start more workers")
-    cli.parser.exit_on_error = False  # a refused value raises here, and is reported with the option's name
-    for option, distribution in space.items():
-        for value in candidates(distribution):
-            try:
-                cli.parser.parse_args([*args, f"--{option}={flag_value(value)}"])  # the network's domains too
-            except (argparse.ArgumentError, ConfigError) as error:
-                raise ConfigError(f"--sweep: {option}: {value!r} is refused: {' '.join(str(error).split())}") from None
-    return cli
-
-
-def candidates(distribution: BaseDistribution) -> list:
-    if isinstance(distribution, CategoricalDistribution):
-        return list(distribution.choices)
-    return [distribution.low, distribution.high]
-
-
-def flag_value(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)  # True -> true, None -> null
-
-
-def suggest(trial: Trial, option: str, distribution: BaseDistribution) -> object:
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(option, distribution.choices)
-    kind = trial.suggest_float if isinstance(distribution, FloatDistribution) else trial.suggest_int
-    return kind(option, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
 def report_epoch(trial: Trial, metric: str, epoch: int, row: dict[str, float]) -> None:
@@ -246,6 +187,18 @@ def plot(study: optuna.Study, study_dir: Path) -> None:
     print(f"plots: {', '.join(str(study_dir / name) for name in plots)}")
 
 
+def open_study(storage: str, name: str, direction: str, heartbeat: int, lock: FileLock) -> optuna.Study:
+    """The study in ``storage``: created, or loaded when it exists (the same command again resumes it)."""
+    with lock:  # two workers creating a new database's tables at once would collide
+        return optuna.create_study(
+            storage=open_storage(storage, heartbeat),
+            study_name=name,
+            direction=direction,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2),  # from the 3rd trial: below the median of an epoch
+            load_if_exists=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> optuna.Study:
     argv = sys.argv[1:] if argv is None else argv
     parser = ArgumentParser(__doc__)
@@ -287,14 +240,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     ]
     storage = own.storage or f"sqlite:///{Path(cli.config.run_root) / 'sweeps.db'}"
     lock = FileLock(study_dir / "worker.lock")  # the workers of this machine take turns at the storage
-    with lock:  # two workers creating a new database's tables at once would collide
-        study = optuna.create_study(
-            storage=open_storage(storage, own.heartbeat),
-            study_name=study_name,
-            direction=own.direction or METRICS[own.metric],
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2),  # from the 3rd trial: below the median of an epoch
-            load_if_exists=True,  # the same command again resumes the study
-        )
+    study = open_study(storage, study_name, own.direction or METRICS[own.metric], own.heartbeat, lock)
     if own.n_workers > 1:
         run_workers(argv, own.n_workers)
     else:

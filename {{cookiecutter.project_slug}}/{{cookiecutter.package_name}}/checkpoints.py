@@ -5,6 +5,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,15 +35,25 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def find_checkpoint(ckpt_path: str, run_root: str | Path, rung: str) -> Path:
-    """``last`` means the newest last checkpoint of this rung's runs under run_root; anything else is a file."""
-    if ckpt_path != "last":
-        return Path(ckpt_path)
-    suffix = ".ckpt" if rung == "trainer" else ".pt"
-    found = sorted(Path(run_root).glob(f"*-{rung}*/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
+def find_checkpoint(config: Any, rung: str) -> Path | None:
+    """The checkpoint that ``config.ckpt_path`` names; None when it names none.
+
+    ``last`` means the newest last checkpoint of this rung's runs under ``config.run_root``, of the runs named
+    ``config.run_name`` when there is one (a requeued job finds its own); anything else is a file.
+    """
+    if not config.ckpt_path or config.ckpt_path != "last":
+        return Path(config.ckpt_path) if config.ckpt_path else None
+    suffix, runs = (".ckpt" if rung == "trainer" else ".pt"), f"{config.run_name or '*'}-{rung}*"
+    found = sorted(Path(config.run_root).glob(f"{runs}/checkpoints/last{suffix}"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise CheckpointError(f"--ckpt_path last: no {rung} run with checkpoints/last{suffix} under {run_root}")
+        raise CheckpointError(f"--ckpt_path last: no run {runs} with checkpoints/last{suffix} under {config.run_root}")
     return found[-1]
+
+
+def run_dir_of(checkpoint: Path | None) -> Path | None:
+    """The run directory that holds ``checkpoint`` (<run_dir>/checkpoints/<file>, beside its config.yaml)."""
+    run_dir = checkpoint.resolve().parent.parent if checkpoint is not None else None
+    return run_dir if run_dir is not None and (run_dir / "config.yaml").is_file() else None
 
 
 def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:

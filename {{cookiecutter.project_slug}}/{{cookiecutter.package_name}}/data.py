@@ -130,9 +130,10 @@ class DataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(self.splits["train"], self.hparams.seed)
         # Loader workers take their first indices when the loader's iterator is made, and Lightning makes
-        # a fit's first one before it calls set_epoch: start at the epoch the Trainer is at (a resumed
-        # run's, restored by then). Without a Trainer (the manual loop), the loop sets the epoch itself.
-        sampler.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
+        # a fit's first one before it calls set_epoch: start where the Trainer is (a resumed run's epoch,
+        # and the batches of it done already, restored by then). Without a Trainer, the loop sets both.
+        epoch, done = (self.trainer.current_epoch, batches_done(self.trainer)) if self.trainer else (0, 0)
+        sampler.set_epoch(epoch, start=done * self.hparams.batch_size)
         return self._loader("train", sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -158,6 +159,12 @@ class DataModule(L.LightningDataModule):
             # model's initialisation and dropout use; its draws only seed worker processes.
             generator=torch.Generator().manual_seed(self.hparams.seed),
         )
+
+
+def batches_done(trainer: L.Trainer) -> int:
+    """The batches of its epoch that a fit resumed mid-epoch has trained on already (0 for a new fit)."""
+    loop = trainer.fit_loop
+    return loop.epoch_loop.batch_progress.current.ready if loop.restarting else 0
 
 
 def resize_transform(size: int) -> v2.Transform:

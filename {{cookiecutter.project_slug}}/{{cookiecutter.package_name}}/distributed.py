@@ -104,7 +104,7 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-# What a stalled rank waited on: the entries print it as their one error line (cli.one_line_errors).
+# What a stalled rank waited on: the entries print it as their one error line (errors.one_line_errors).
 def describe_stall(error: RuntimeError) -> str | None:
     """What a stalled rank waited on, from the timeout error of a loader or of a collective; else None."""
     message = " ".join(str(error).split())

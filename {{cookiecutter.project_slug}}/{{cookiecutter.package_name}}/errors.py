@@ -38,16 +38,31 @@ class RefusedOption(ValueError):
 
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, NonFiniteLossError, RefusedOption)
+# sysexits.h's EX_TEMPFAIL, "try again later": a run stopped by a signal, saved, to be resumed; not finished, not failed
+STOPPED = 75
+
+
+class Stopped(Exception):
+    """A stop signal ended the run at a batch boundary, after it saved ``last`` with its place in the epoch."""
+
+    def __init__(self, signal_name: str, epoch: int, batch: int) -> None:
+        self.signal_name, self.epoch, self.batch = signal_name, epoch, batch
+        super().__init__(f"stopped by {signal_name} at epoch {epoch}, batch {batch}: resume with --ckpt_path last")
 
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line on stderr and exit status 2, not a traceback.
 
-    Under DDP the line names the rank, and a stall says what the rank waited on (exit status 3).
+    Under DDP the line names the rank, and a stall says what the rank waited on (exit status 3). A run that a
+    signal stopped says where, and how to resume, with exit status ``STOPPED``.
     """
     try:
         yield
+    except Stopped as stop:  # one line, from rank 0 only: every rank stopped at the same batch
+        if rank_zero_only.rank == 0:
+            print(stop, file=sys.stderr)
+        raise SystemExit(STOPPED) from None
     except USER_ERRORS as error:
         exit_with(f"{rank_prefix()}{error}")
     except RuntimeError as error:

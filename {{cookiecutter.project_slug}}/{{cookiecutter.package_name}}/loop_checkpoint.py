@@ -5,7 +5,7 @@ steps that the run it continues would have taken (the Trainer's last.ckpt does t
 """
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,11 +37,12 @@ class LoopCheckpoint:
     In run_dir/checkpoints: last.pt after every epoch and every ``save_every`` optimizer steps (0: at epoch
     ends only, as the Trainer), best.pt when val/acc improves strictly, as ModelCheckpoint does. Only the
     ``writer`` (rank 0) writes. The NaN check lives here: no checkpoint is written before the last loss has
-    been looked at.
+    been looked at. So does the answer to a stop signal (``stop``, a ``StopSignal``): after a batch that
+    stepped, last.pt with the batch's place in the epoch, then ``Stopped``.
     """
 
-    def __init__(self, run_dir: Path, net, optimizer, scheduler, train_metrics, save_every: int, writer: bool):
-        self.directory, self.save_every, self.writer = run_dir / "checkpoints", save_every, writer
+    def __init__(self, run_dir, net, optimizer, scheduler, train_metrics, save_every: int, writer: bool, stop=None):
+        self.directory, self.save_every, self.writer, self.stop = run_dir / "checkpoints", save_every, writer, stop
         self.net, self.optimizer, self.scheduler, self.train_metrics = net, optimizer, scheduler, train_metrics
         self.loss_check = FiniteLossCheck()
         self.best_acc = -1.0  # best.pt starts afresh in a resumed run, as ModelCheckpoint's does
@@ -72,10 +73,13 @@ class LoopCheckpoint:
         return Progress(state["next_epoch"], state["next_batch"], state["steps"])
 
     def after_batch(self, loss: torch.Tensor, progress: Progress, stepped: bool) -> None:
-        """The NaN check (a step late: no GPU wait), and last.pt every ``save_every`` steps, mid-epoch."""
+        """The NaN check (a step late: no GPU wait), last.pt every ``save_every`` steps, mid-epoch, and a stop
+        signal's save and stop (between two optimizer steps only: no gradient is half accumulated)."""
         self.loss_check.check(loss, progress.steps)
         if stepped and self.save_every and progress.steps % self.save_every == 0:
             self.save("last.pt", progress)
+        if stepped and self.stop is not None:
+            self.stop.stop_if_asked(progress.epoch, progress.batch, lambda: self.save("last.pt", progress))
 
     def end_epoch(self, progress: Progress, val: dict[str, float] | None) -> None:
         """Move ``progress`` to the next epoch; write last.pt, and best.pt when val/acc improved."""
@@ -97,11 +101,13 @@ class LoopCheckpoint:
             load_weights(self.net, self.directory / "best.pt")
 
 
-def read_loop_checkpoint(ckpt_path: str | None, run_root: str | Path, rung: str, trusted: bool) -> dict | None:
-    """The checkpoint to resume a hand-written loop from (``last``: the newest), read before anything is written."""
-    if not ckpt_path:
+def read_loop_checkpoint(config: Any, rung: str) -> dict | None:
+    """The checkpoint that --ckpt_path names, to resume a hand-written loop from (``last``: the newest), read
+    before anything is written; None without --ckpt_path."""
+    path = find_checkpoint(config, rung)
+    if path is None:
         return None
-    state = read_checkpoint(find_checkpoint(ckpt_path, run_root, rung), trusted)
+    state = read_checkpoint(path, config.trust_checkpoint)
     if "optimizer" not in state:
-        raise CheckpointError(f"{ckpt_path} is not a hand-written loop's checkpoint: resume .ckpt with train.py")
+        raise CheckpointError(f"{path} is not a hand-written loop's checkpoint: resume .ckpt with train.py")
     return state

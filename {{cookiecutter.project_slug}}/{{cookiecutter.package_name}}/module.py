@@ -50,9 +50,10 @@ class LitClassifier(L.LightningModule):
         self.net = net
         if compile:
             net.compile()  # the nn.Module, not this LightningModule: the manual loop trains it compiled too
-        # "train" cannot be a ModuleDict key (it is nn.Module.train), hence one attribute per stage.
+        # "train" cannot be a ModuleDict key (it is nn.Module.train), hence one attribute per stage. The train
+        # sums are saved, as in the loops: an epoch resumed mid-way logs the figures of the whole epoch.
         for stage in STAGES:
-            setattr(self, f"{stage}_metrics", Metrics(num_classes))
+            setattr(self, f"{stage}_metrics", Metrics(num_classes, persistent=stage == "train"))
         self.loss_check = FiniteLossCheck()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Where a run (one training, by any rung) writes: a fresh directory, and its logger."""
 
+import csv
 import hashlib
 import netrc
 import os
@@ -13,8 +14,10 @@ import torch
 from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from .checkpoints import find_checkpoint, run_dir_of
 from .distributed import from_rank_zero
 from .recipe import Metrics, prefixed
 
@@ -77,8 +80,9 @@ def new_run_dir(root: str | Path, rung: str, name: str | None = None) -> Path:
 RUN_DIR_VARIABLE = "PROJECT_RUN_DIR"
 
 
-def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = None) -> Path | None:
-    """The run directory, made once per run however many processes it has, by rank 0.
+def shared_run_dir(config: Any, rung: str, rank: int) -> Path | None:
+    """The run directory, made once per run however many processes it has, by rank 0: a new one, or the one
+    that holds the checkpoint it resumes (--ckpt_path), so a resumed run goes on where it was.
 
     Rank 0 names it in the environment, which the processes Lightning launches for DDP inherit. Under a
     process group that exists already (torchrun, Fabric), the other ranks get it from rank 0; otherwise
@@ -86,7 +90,7 @@ def shared_run_dir(root: str | Path, rung: str, rank: int, name: str | None = No
     """
     run_dir = None
     if rank == 0:
-        run_dir = new_run_dir(root, rung, name)
+        run_dir = run_dir_of(find_checkpoint(config, rung)) or new_run_dir(config.run_root, rung, config.run_name)
         os.environ[RUN_DIR_VARIABLE] = str(run_dir)
     elif RUN_DIR_VARIABLE in os.environ:
         run_dir = Path(os.environ[RUN_DIR_VARIABLE])
@@ -98,8 +102,10 @@ def start_run(
 ) -> tuple[Path | None, list[Logger]]:
     """Open a run of ``cli``'s config (a ``cli.ProjectCLI``): its directory, its config.yaml and its loggers.
 
-    Rank 0 makes the directory; under a process group the other ranks get it too. The loggers are the one
-    --logger names, then ``loggers``, on rank 0 only. ``write_config=False`` leaves config.yaml to the
+    Rank 0 makes the directory, or takes the one of the checkpoint it resumes; under a process group the
+    other ranks get it too. The loggers are the one --logger names, then ``loggers``, on rank 0 only; in a
+    resumed run's directory they continue its tracker run (the same wandb run, the same TensorBoard and CSV
+    files). ``write_config=False`` leaves config.yaml to the
     Trainer, which writes it once fit starts. ``rung`` names the directory, runs/<date>_<time>-<rung>.
 
     Called once the model and the data exist, so an invalid config writes nothing, and once the process
@@ -109,11 +115,11 @@ def start_run(
     if torch.distributed.is_initialized():
         reset_seed()
     config, rank = cli.config, rank_zero_only.rank  # from RANK, LOCAL_RANK or SLURM_PROCID: 0 in one process
-    run_dir = shared_run_dir(config.run_root, rung, rank, config.run_name)
+    run_dir = shared_run_dir(config, rung, rank)
     if rank != 0:
         return run_dir, []
-    if write_config:  # everything the run was trained with, to train it again with --config
-        cli.parser.save(config, str(run_dir / "config.yaml"), skip_none=False, overwrite=False)
+    if write_config:  # everything the run was trained with, to train it again with --config (a resume's: updated)
+        cli.parser.save(config, str(run_dir / "config.yaml"), skip_none=False, overwrite=True)
     chosen = cli.config_init.trainer.logger  # a --trainer.logger of the user's wins over --logger
     if isinstance(chosen, Logger) or chosen is False or config.trainer.barebones:
         logger = chosen or None  # --trainer.barebones: no --logger, on every rung
@@ -145,7 +151,7 @@ def build_logger(
     if name == "none":
         return None
     if name == "csv":
-        return CSVLogger(save_dir=run_dir, name="", version="")  # run_dir/metrics.csv
+        return AppendingCSVLogger(save_dir=run_dir, name="", version="")  # run_dir/metrics.csv
     if name == "tensorboard":
         return TensorBoardLogger(save_dir=run_dir, name="", version="")  # tensorboard --logdir runs
     offline = wandb_should_go_offline()
@@ -167,7 +173,32 @@ def build_logger(
         job_type=rung,
         group=group,
         settings=settings,
+        **resumed_wandb_run(run_dir),
     )
+
+
+def resumed_wandb_run(run_dir: Path) -> dict[str, str]:
+    """For a run directory that logged to wandb already (a resumed run's), that run's id: its rows go on there."""
+    latest = run_dir / "wandb" / "latest-run"  # wandb's link to the run's files, named <...>-<run id>
+    return {"id": latest.resolve().name.rpartition("-")[2], "resume": "allow"} if latest.exists() else {}
+
+
+class AppendingCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, which appends to a resumed run's metrics.csv where Lightning's deletes it."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        """Keep the metrics.csv of the run this one resumes, and its columns: the writer appends to it."""
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
 
 
 def wandb_should_go_offline() -> bool:

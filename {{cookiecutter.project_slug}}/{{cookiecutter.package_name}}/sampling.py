@@ -33,12 +33,16 @@ class EpochSeededSampler(DistributedSampler):
         )
         self.start = 0
 
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
+    def set_epoch(self, epoch: int, start: int | None = None) -> None:
         """Shuffle for epoch; a run resumed mid-epoch passes start, the samples it already trained on.
 
-        A checkpoint written after an epoch's last batch, before its end, counts that batch as full: the
-        start is then past this rank's shard, which is all trained on.
+        Without a start, one given before for this same epoch stays: Lightning calls ``set_epoch(epoch)`` as
+        an epoch begins, after the DataModule has set where a resumed epoch starts. A checkpoint written
+        after an epoch's last batch, before its end, counts that batch as full: the start is then past this
+        rank's shard, which is all trained on.
         """
+        if start is None:
+            start = self.start if epoch == self.epoch else 0
         super().set_epoch(epoch)
         self.start = min(start, self.num_samples)
 
@@ -47,7 +51,9 @@ class EpochSeededSampler(DistributedSampler):
         return ((index, self.epoch) for index in itertools.islice(super().__iter__(), self.start, None))
 
     def __len__(self) -> int:
-        return super().__len__() - self.start
+        # The whole shard, also when a resumed epoch starts further in: Lightning counts an epoch's batches
+        # from the loader's length and the batches it trained on before, as the manual loop does.
+        return super().__len__()
 
 
 def shard_in_order(dataset: Dataset) -> DistributedSampler | None:

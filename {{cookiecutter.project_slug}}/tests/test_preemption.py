@@ -1,0 +1,129 @@
+"""A stop signal (SIGTERM, SLURM's SIGUSR1) on every rung: last saved with its place in the epoch, the loggers
+closed, one line, exit STOPPED; the rerun with --ckpt_path last goes on in the same run directory and tracker
+run, to the weights of a run that was never stopped."""
+
+import os
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from test_logging import READERS, wandb_records
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from {{ cookiecutter.package_name }}.checkpoints import network_weights, save_checkpoint
+from {{ cookiecutter.package_name }}.errors import STOPPED, one_line_errors
+from {{ cookiecutter.package_name }}.preemption import SIGNALS
+from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
+
+from conftest import RUNG_ENTRIES
+
+# 2 epochs of 20 batches (the digits' train split at 64 a batch); the signal comes after the 25th step
+SHORT = ["--trainer.max_epochs", "2", "--data.batch_size", "64", "--test", "false", "--save_every_n_steps", "0"]
+SIGNAL_AFTER, WHERE = 25, (1, 5)  # that step ends epoch 1's 5th batch
+LAST = {"trainer": "last.ckpt", "fabric": "last.pt", "manual": "last.pt"}
+
+
+@contextmanager
+def signal_after(steps: int, signum: signal.Signals):
+    """Send ``signum`` to this process right after the optimizer's ``steps``-th step, as a scheduler would."""
+    count, saved = 0, {signum: signal.getsignal(signum) for signum in SIGNALS}
+
+    def hook(optimizer, args, kwargs) -> None:
+        nonlocal count
+        count += 1
+        if count == steps:
+            os.kill(os.getpid(), signum)
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+        for each, handler in saved.items():  # pytest's own, back
+            signal.signal(each, handler)
+
+
+def position(checkpoint: Path) -> tuple[int, int]:
+    """(epoch, batches done in it) that a checkpoint of any rung resumes at."""
+    state = torch.load(checkpoint, weights_only=False)
+    if "next_epoch" in state:  # a hand-written loop's
+        return state["next_epoch"], state["next_batch"]
+    return state["epoch"], state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"]
+
+
+def stop_then_resume(rung: str, args: list[str], signum: signal.Signals, capsys) -> tuple[Path, str]:
+    """Train until ``signum`` stops the run, check what it left, then resume it; its run directory and line."""
+    entry = RUNG_ENTRIES[rung]
+    with signal_after(SIGNAL_AFTER, signum), pytest.raises(SystemExit) as stopped, one_line_errors():
+        entry.main(args)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == STOPPED, line
+    [run_dir] = Path(args[args.index("--run_root") + 1]).iterdir()
+    assert position(run_dir / "checkpoints" / LAST[rung]) == WHERE
+    resumed = entry.main([*args, "--ckpt_path", "last"])
+    assert resumed.run_dir == run_dir  # the same run, in the same directory
+    return run_dir, line
+
+
+@pytest.mark.parametrize("rung", ["manual", "fabric", "trainer"])
+def test_sigterm_mid_epoch_stops_every_rung_alike_and_the_rerun_ends_bit_identical(rung, quick_args, tmp_path, capsys):
+    args = [*quick_args, *SHORT, "--logger", "csv"]
+    run_dir, line = stop_then_resume(rung, args, signal.SIGTERM, capsys)
+    assert line == f"stopped by SIGTERM at epoch {WHERE[0]}, batch {WHERE[1]}: resume with --ckpt_path last"
+    reference = RUNG_ENTRIES[rung].main([*args, "--run_root", str(tmp_path / "reference")])
+    weights = network_weights(torch.load(run_dir / "checkpoints" / LAST[rung], weights_only=False))
+    expected = network_weights(torch.load(reference.run_dir / "checkpoints" / LAST[rung], weights_only=False))
+    assert all(torch.equal(weights[key], expected[key]) for key in expected)
+    # one metrics.csv, each epoch's row once, at the steps of the run that was never stopped
+    assert READERS["csv"](run_dir) == READERS["csv"](reference.run_dir)
+
+
+def test_slurms_signal_stops_the_run_as_sigterm_does(quick_args, capsys):
+    _, line = stop_then_resume("manual", [*quick_args, *SHORT], signal.SIGUSR1, capsys)
+    assert line.startswith("stopped by SIGUSR1 at epoch 1, batch 5: ")
+
+
+@pytest.mark.parametrize("rung", ["manual", "trainer"])
+def test_the_rerun_continues_the_same_tracker_run(rung, quick_args, tmp_path, capsys, monkeypatch):
+    if DEFAULT_LOGGER in ("none", "csv"):
+        pytest.skip("this bake's tracker is the CSV file, which the test above reads")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = [*quick_args, *SHORT, "--logger", DEFAULT_LOGGER]
+    run_dir, _ = stop_then_resume(rung, args, signal.SIGTERM, capsys)
+    reference = RUNG_ENTRIES[rung].main([*args, "--run_root", str(tmp_path / "reference")])
+    if DEFAULT_LOGGER == "wandb":  # one offline directory per process, both of the same wandb run
+        runs = sorted(run_dir.glob("wandb/offline-run-*"))
+        assert len(runs) == 2 and len({path.name.rpartition("-")[2] for path in runs}) == 1, runs
+        rows = [record.history for path in runs for record in wandb_records(next(path.glob("*.wandb")).read_bytes())]
+        steps = [item.value_json for row in rows for item in row.item if item.key == "trainer/global_step"]
+        assert steps == sorted(steps, key=int) and len(steps) == len(set(steps))  # neither repeated nor skipped
+    else:
+        assert READERS[DEFAULT_LOGGER](run_dir) == READERS[DEFAULT_LOGGER](reference.run_dir)
+
+
+def test_a_stop_during_a_save_leaves_the_previous_checkpoint_readable(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint({"steps": 1}, path)
+    real_save = torch.save
+
+    def killed_midway(state, file):  # half a file written, then the process dies
+        real_save(state, file)
+        Path(file).write_bytes(Path(file).read_bytes()[:10])
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"steps": 2}, path)
+    assert torch.load(path, weights_only=True) == {"steps": 1}  # the temporary file took the damage
+    monkeypatch.setattr(torch, "save", real_save)
+    with signal_after(0, signal.SIGTERM):  # a handler installed; a signal during a save only sets its flag
+        from {{ cookiecutter.package_name }}.preemption import StopSignal
+
+        stop = StopSignal().install()
+        monkeypatch.setattr(
+            torch, "save", lambda state, file: (os.kill(os.getpid(), signal.SIGTERM), real_save(state, file))
+        )
+        save_checkpoint({"steps": 3}, path)
+        assert stop.received == signal.SIGTERM and torch.load(path, weights_only=True) == {"steps": 3}
