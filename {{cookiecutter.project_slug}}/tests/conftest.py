@@ -73,9 +73,9 @@ def manual_ddp_run(tmp_path_factory, data_dir) -> Path:
     under a file lock in their common directory, as pytest-xdist's docs show; the others wait and read it):
     each process costs seconds of imports here."""
     from filelock import FileLock
-    from test_distributed import PARITY_ARGS, ddp_command, ddp_env
 
     from bounded import run_bounded
+    from test_distributed import PARITY_ARGS, ddp_command, ddp_env
 
     shared = tmp_path_factory.getbasetemp()
     shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_distributed import PARITY_ARGS, ddp_env
 
 from {{ cookiecutter.package_name }}.checkpoints import network_weights
 
-from bounded import ROOT, run_bounded, signal_tree, start, wait_all
+from bounded import ROOT, process_tree, read, run_bounded, signal_group, signal_tree, start, wait_all
 from conftest import QUICK
+from test_distributed import PARITY_ARGS, ddp_env
 
 # Every run here trains with test_distributed's PARITY_ARGS, as the one-node reference did.
 RUNGS = ["manual", "fabric", "trainer"]
@@ -149,3 +149,53 @@ def test_a_node_that_dies_stops_the_other_in_one_line_and_the_run_resumes_to_the
 
     assert_all_passed(wait_all(start_nodes(tmp_path, ["train_manual.py"], [*args, "--ckpt_path", "last"])))
     assert_same(final_weights(run_root, "manual"), reference, "the resumed run")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)  # about 3x its time beside another suite, manual_ddp_run included
+def test_slurms_warning_signal_saves_requeues_and_the_requeued_job_resumes_to_the_same_weights(
+    tmp_path, data_dir, reference
+):
+    # The job script with a stand-in srun (2 tasks on one node) and a stand-in scontrol that records its
+    # arguments. SIGUSR1 reaches the tasks, as `#SBATCH --signal=USR1@120` sends it; the job exits 75 and
+    # requeues itself; run again under the same job id, as SLURM runs a requeued job, it resumes its run.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(f"#!{sys.executable}\n{FAKE_SRUN}")
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/scontrol.log"\n')
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    for tool in ("srun", "scontrol", "python"):
+        (bin_dir / tool).chmod(0o755)
+    run_root = tmp_path / "runs"
+    job = {"SLURM_JOB_ID": "77", "SLURM_JOB_NAME": "slurm.sbatch", "SLURM_NNODES": "1", "SLURM_NTASKS_PER_NODE": "2"}
+    job |= {"SLURM_NTASKS": "2", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NODELIST": "127.0.0.1"}
+    job |= {
+        "MASTER_PORT": str(free_port()),
+        "RUN_ROOT": str(run_root),
+        "FAKE_DATA_ENTRY": str(ROOT / "train_manual.py"),
+    }
+    env = {**ddp_env(), **job, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    args = [*QUICK, "--data.data_dir", data_dir, *PARITY_ARGS, "--trainer.accelerator", "cpu"]
+    command = ["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args]  # the manual loop: FAKE_DATA_ENTRY
+
+    job_log = tmp_path / "job"
+    proc = start(command, {**env, "BATCH_DELAY": "0.05"}, job_log)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(run_root.glob("job-77-manual/config.yaml")):  # under way
+            assert time.monotonic() < deadline and proc.poll() is None, read(job_log)[1][-4000:]
+            time.sleep(0.2)
+        time.sleep(2)
+        [srun] = [pid for pid in process_tree(proc.pid) if b"srun" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        for task in process_tree(srun)[1:]:  # SLURM signals every task of the step, not the script
+            os.kill(task, signal.SIGUSR1)
+        assert proc.wait(timeout=60) == 75, read(job_log)[1][-4000:]
+    finally:
+        (signal_tree if proc.poll() is None else signal_group)(proc.pid, signal.SIGKILL)
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 77\n"
+    assert read(job_log)[1].count("stopped by SIGUSR1 at epoch ") == 1
+
+    requeued = run_bounded(command, env)  # SLURM starts the same script again, with the same job id
+    assert requeued.returncode == 0, requeued.stderr[-4000:]
+    assert [path.name for path in run_root.iterdir()] == ["job-77-manual"]  # the same run, resumed
+    assert_same(final_weights(run_root, "manual"), reference, "the requeued job")

@@ -9,7 +9,6 @@ import os
 import socket
 
 import pytest
-from test_entries import write_images
 
 import evaluate
 import predict
@@ -20,6 +19,7 @@ from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 from ladder import compare
 
 from conftest import QUICK
+from test_entries import write_images
 
 LOCAL = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None}
 

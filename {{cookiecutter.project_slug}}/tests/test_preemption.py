@@ -3,13 +3,14 @@ closed, one line, exit STOPPED; the rerun with --ckpt_path last goes on in the s
 run, to the weights of a run that was never stopped."""
 
 import os
+import re
 import signal
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-from test_logging import READERS, wandb_records
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from {{ cookiecutter.package_name }}.checkpoints import network_weights, save_checkpoint
@@ -17,7 +18,10 @@ from {{ cookiecutter.package_name }}.errors import STOPPED, one_line_errors
 from {{ cookiecutter.package_name }}.preemption import SIGNALS
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
-from conftest import RUNG_ENTRIES
+from bounded import process_tree, read, run_bounded, signal_group, signal_tree, start
+from conftest import QUICK, RUNG_ENTRIES
+from test_distributed import PARITY_ARGS, ddp_command, ddp_env
+from test_logging import READERS, wandb_records
 
 # 2 epochs of 20 batches (the digits' train split at 64 a batch); the signal comes after the 25th step
 SHORT = ["--trainer.max_epochs", "2", "--data.batch_size", "64", "--test", "false", "--save_every_n_steps", "0"]
@@ -127,3 +131,63 @@ def test_a_stop_during_a_save_leaves_the_previous_checkpoint_readable(tmp_path, 
         )
         save_checkpoint({"steps": 3}, path)
         assert stop.received == signal.SIGTERM and torch.load(path, weights_only=True) == {"steps": 3}
+
+
+def rank_pid(root: int, rank: int, timeout: float = 120) -> int:
+    """The pid of the process of ``rank`` below ``root`` (its environment names its LOCAL_RANK), once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in process_tree(root):
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # ended, or not ours to read
+            if f"LOCAL_RANK={rank}".encode() in environ:
+                return pid
+        time.sleep(0.2)
+    raise AssertionError(f"no rank {rank} under {root}")
+
+
+def stop_ddp_run(command: list[str], run_root: Path, target: str) -> tuple[str, float]:
+    """Start a 2-process run, slowed down so it is under way, and SIGTERM ``target`` ("rank 1" or "launcher")
+    once training has begun; its stderr, and the seconds from the signal to the end of every process."""
+    proc = start(command, {**ddp_env(), "BATCH_DELAY": "0.05"}, run_root.parent / run_root.name)
+    try:
+        victim = proc.pid if target == "launcher" else rank_pid(proc.pid, 1)
+        deadline = time.monotonic() + 120
+        while not list(run_root.glob("*/config.yaml")):  # the run has started; its first epoch is under way
+            assert time.monotonic() < deadline and proc.poll() is None, read(run_root.parent / run_root.name)[1]
+            time.sleep(0.2)
+        time.sleep(2)
+        signalled = time.monotonic()
+        os.kill(victim, signal.SIGTERM)
+        proc.wait(timeout=60)
+        return read(run_root.parent / run_root.name)[1], time.monotonic() - signalled
+    finally:  # the tree while it runs; once it has ended, its pid is not its own
+        (signal_tree if proc.poll() is None else signal_group)(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rung, target", [("manual", "rank 1"), ("manual", "launcher"), ("fabric", "rank 1"), ("trainer", "rank 1")]
+)
+@pytest.mark.timeout(300)  # about 3x its time beside another suite, manual_ddp_run included
+def test_ddp_every_rank_stops_at_the_same_step_and_the_rerun_ends_bit_identical(
+    rung, target, tmp_path, data_dir, manual_ddp_run
+):
+    run_root = tmp_path / "runs"
+    args = [*QUICK, "--data.data_dir", data_dir, "--run_root", str(run_root), *PARITY_ARGS, "--test", "false"]
+    err, seconds = stop_ddp_run(ddp_command(rung, args), run_root, target)
+    stopped = [line for line in err.splitlines() if line.startswith("stopped by SIGTERM at epoch ")]
+    assert len(stopped) == 1 and seconds < 30, err[-4000:]  # one line, well within a 30 s grace period
+    if rung == "manual" and target == "rank 1":  # torchrun reports its workers' exit status: stopped, 75
+        assert err.count(f"exitcode  : {STOPPED}") + err.count(f"exitcode: {STOPPED}") >= 1, err[-4000:]
+    [run_dir] = run_root.iterdir()
+    epoch, batch = (int(n) for n in re.match(r"stopped by SIGTERM at epoch (\d+), batch (\d+)", stopped[0]).groups())
+    assert position(run_dir / "checkpoints" / LAST[rung]) == (epoch, batch)
+
+    result = run_bounded(ddp_command(rung, [*args, "--ckpt_path", "last"]), ddp_env())
+    assert result.returncode == 0 and list(run_root.iterdir()) == [run_dir], result.stderr[-4000:]
+    weights = network_weights(torch.load(run_dir / "checkpoints" / LAST[rung], weights_only=False))
+    reference = network_weights(torch.load(manual_ddp_run / "checkpoints" / "last.pt", weights_only=True))
+    assert all(torch.equal(weights[key], reference[key]) for key in reference)

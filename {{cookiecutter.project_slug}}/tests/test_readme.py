@@ -10,7 +10,6 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
-from test_entries import write_images
 
 import evaluate
 import predict
@@ -18,6 +17,7 @@ import train
 from {{ cookiecutter.package_name }}.cli import CheckpointCLI, ProjectCLI
 
 from conftest import QUICK
+from test_entries import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

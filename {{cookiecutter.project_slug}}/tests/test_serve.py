@@ -26,7 +26,6 @@ import pytest
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import JSONResponse
-from test_entries import write_images
 
 import predict
 import train_manual
@@ -35,6 +34,7 @@ from {{ cookiecutter.package_name }}.errors import one_line_errors
 
 from bounded import ROOT
 from conftest import QUICK
+from test_entries import write_images
 
 
 def free_port() -> int:
