@@ -20,7 +20,7 @@ COMMON = {
     "ladder/__init__.py", "ladder/compare.py", "ladder/trace_steps.py", "ladder/history.py",
     "sweeps/__init__.py", "sweeps/sweep.py", "sweeps/space.py",
     "deploy/__init__.py", "deploy/export.py", "deploy/check_export.py", "deploy/serve.py", "deploy/bench_inference.py",
-    "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md",
+    "predict.py", "docs/design_decisions.md", "docs/six_steps.md", "docs/trainer_options.md", "docs/wandb.md", "docs/distributed.md", "docs/preemption.md",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "model", "data", "module", "recipe", "evaluation", "cli", "runs",
                                           "checkpoints", "distributed", "trainer_options", "inference",
                                           "errors", "trainer", "loop_checkpoint", "images", "sampling", "preemption",

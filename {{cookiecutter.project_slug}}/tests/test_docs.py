@@ -13,6 +13,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Options of other programs that the docs show: torchrun's, SLURM's, and LightningCLI's ones this project turns off.
 FOREIGN = {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--standalone"}
 FOREIGN |= {"--rdzv_backend", "--rdzv_endpoint", "--nodes", "--ntasks-per-node", "--gres", "--optimizer"}
+FOREIGN |= {"--signal", "--requeue"}  # SLURM's, for preemption
 FOREIGN |= {"--lr_scheduler", "--help", "--no-input"}  # and cookiecutter's
 OWN_OPTIONS = {"--json", "--plot", "--check", "--repeats", "--rungs", "--batches", "--output"}
 OWN_OPTIONS |= {"--sweep", "--n_trials", "--storage", "--study_name", "--rung", "--metric", "--direction"}
