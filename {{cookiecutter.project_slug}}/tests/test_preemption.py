@@ -2,6 +2,7 @@
 closed, one line, exit STOPPED; the rerun with --ckpt_path last goes on in the same run directory and tracker
 run, to the weights of a run that was never stopped."""
 
+import math
 import os
 import re
 import signal
@@ -23,10 +24,21 @@ from conftest import QUICK, RUNG_ENTRIES
 from test_distributed import PARITY_ARGS, ddp_command, ddp_env
 from test_logging import READERS, wandb_records
 
-# 2 epochs of 20 batches (the digits' train split at 64 a batch); the signal comes after the 25th step
-SHORT = ["--trainer.max_epochs", "2", "--data.batch_size", "64", "--test", "false", "--save_every_n_steps", "0"]
-SIGNAL_AFTER, WHERE = 25, (1, 5)  # that step ends epoch 1's 5th batch
+BATCH = 32
+SHORT = ["--trainer.max_epochs", "2", "--data.batch_size", str(BATCH), "--test", "false", "--save_every_n_steps", "0"]
 LAST = {"trainer": "last.ckpt", "fabric": "last.pt", "manual": "last.pt"}
+
+
+@pytest.fixture
+def where() -> tuple[int, int]:
+    """Where the signal stops a run of SHORT: epoch 1, batch 2; it comes right after that batch's step."""
+    return 1, 2
+
+
+def steps_to(where: tuple[int, int], datamodule) -> int:
+    """The optimizer steps from the start of a run of SHORT to the end of batch ``where`` (one step a batch)."""
+    datamodule.setup("fit")
+    return where[0] * math.ceil(len(datamodule.splits["train"]) / BATCH) + where[1]
 
 
 @contextmanager
@@ -57,25 +69,28 @@ def position(checkpoint: Path) -> tuple[int, int]:
     return state["epoch"], state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["ready"]
 
 
-def stop_then_resume(rung: str, args: list[str], signum: signal.Signals, capsys) -> tuple[Path, str]:
-    """Train until ``signum`` stops the run, check what it left, then resume it; its run directory and line."""
+def stop_then_resume(rung: str, args: list[str], signum: signal.Signals, where, datamodule, capsys) -> tuple[Path, str]:
+    """Train until ``signum`` stops the run at ``where``, check what it left, then resume it; its run directory
+    and its line."""
     entry = RUNG_ENTRIES[rung]
-    with signal_after(SIGNAL_AFTER, signum), pytest.raises(SystemExit) as stopped, one_line_errors():
+    with signal_after(steps_to(where, datamodule), signum), pytest.raises(SystemExit) as stopped, one_line_errors():
         entry.main(args)
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert stopped.value.code == STOPPED, line
     [run_dir] = Path(args[args.index("--run_root") + 1]).iterdir()
-    assert position(run_dir / "checkpoints" / LAST[rung]) == WHERE
+    assert position(run_dir / "checkpoints" / LAST[rung]) == where
     resumed = entry.main([*args, "--ckpt_path", "last"])
     assert resumed.run_dir == run_dir  # the same run, in the same directory
     return run_dir, line
 
 
 @pytest.mark.parametrize("rung", ["manual", "fabric", "trainer"])
-def test_sigterm_mid_epoch_stops_every_rung_alike_and_the_rerun_ends_bit_identical(rung, quick_args, tmp_path, capsys):
+def test_sigterm_mid_epoch_stops_every_rung_alike_and_the_rerun_ends_bit_identical(
+    rung, quick_args, tmp_path, where, datamodule, capsys
+):
     args = [*quick_args, *SHORT, "--logger", "csv"]
-    run_dir, line = stop_then_resume(rung, args, signal.SIGTERM, capsys)
-    assert line == f"stopped by SIGTERM at epoch {WHERE[0]}, batch {WHERE[1]}: resume with --ckpt_path last"
+    run_dir, line = stop_then_resume(rung, args, signal.SIGTERM, where, datamodule, capsys)
+    assert line == f"stopped by SIGTERM at epoch {where[0]}, batch {where[1]}: resume with --ckpt_path last"
     reference = RUNG_ENTRIES[rung].main([*args, "--run_root", str(tmp_path / "reference")])
     weights = network_weights(torch.load(run_dir / "checkpoints" / LAST[rung], weights_only=False))
     expected = network_weights(torch.load(reference.run_dir / "checkpoints" / LAST[rung], weights_only=False))
@@ -84,18 +99,18 @@ def test_sigterm_mid_epoch_stops_every_rung_alike_and_the_rerun_ends_bit_identic
     assert READERS["csv"](run_dir) == READERS["csv"](reference.run_dir)
 
 
-def test_slurms_signal_stops_the_run_as_sigterm_does(quick_args, capsys):
-    _, line = stop_then_resume("manual", [*quick_args, *SHORT], signal.SIGUSR1, capsys)
-    assert line.startswith("stopped by SIGUSR1 at epoch 1, batch 5: ")
+def test_slurms_signal_stops_the_run_as_sigterm_does(quick_args, where, datamodule, capsys):
+    _, line = stop_then_resume("manual", [*quick_args, *SHORT], signal.SIGUSR1, where, datamodule, capsys)
+    assert line.startswith(f"stopped by SIGUSR1 at epoch {where[0]}, batch {where[1]}: ")
 
 
 @pytest.mark.parametrize("rung", ["manual", "trainer"])
-def test_the_rerun_continues_the_same_tracker_run(rung, quick_args, tmp_path, capsys, monkeypatch):
+def test_the_rerun_continues_the_same_tracker_run(rung, quick_args, tmp_path, where, datamodule, capsys, monkeypatch):
     if DEFAULT_LOGGER in ("none", "csv"):
         pytest.skip("this bake's tracker is the CSV file, which the test above reads")
     monkeypatch.setenv("WANDB_MODE", "offline")
     args = [*quick_args, *SHORT, "--logger", DEFAULT_LOGGER]
-    run_dir, _ = stop_then_resume(rung, args, signal.SIGTERM, capsys)
+    run_dir, _ = stop_then_resume(rung, args, signal.SIGTERM, where, datamodule, capsys)
     reference = RUNG_ENTRIES[rung].main([*args, "--run_root", str(tmp_path / "reference")])
     if DEFAULT_LOGGER == "wandb":  # one offline directory per process, both of the same wandb run
         runs = sorted(run_dir.glob("wandb/offline-run-*"))

@@ -71,9 +71,11 @@ def test_sigkill_at_a_random_point_then_resume_ends_bit_identical(tmp_path, data
     checkpoint = next(killed_root.glob(f"*/checkpoints/{last}"))
     saved = steps_saved(checkpoint)
     assert 0 < saved < total, f"the kill came after step {saved} of {total}"
+    killed = network_weights(torch.load(checkpoint))  # the resumed run writes over it, in the same run directory
     resumed = module.main([*args, "--run_root", str(killed_root), "--ckpt_path", "last"])
+    assert resumed.run_dir == checkpoint.parent.parent
     assert_identical(final_weights(resumed, last), reference)
-    assert not all(torch.equal(v, reference[k]) for k, v in network_weights(torch.load(checkpoint)).items())
+    assert not all(torch.equal(v, reference[k]) for k, v in killed.items())
 
 
 @pytest.mark.slow

@@ -76,8 +76,8 @@ class ProjectCLI(LightningCLI):
             super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        add_run_arguments(parser)
-        add_logger_arguments(parser)
+        for name, kind, default, description in RUN_OPTIONS + LOGGER_OPTIONS:
+            parser.add_argument(f"--{name}", type=kind, default=default, help=description)
         # The data decides the class count and the channels; the network and the metrics follow.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
@@ -122,57 +122,46 @@ def run_config_of(args: list[str]) -> list[str]:
     return [str(config)] if config and config.is_file() else []
 
 
-def add_run_arguments(parser: LightningArgumentParser) -> None:
-    """Where a run is kept, what it resumes, and how it runs: options that do not change its result."""
-    parser.add_argument("--run_root", type=str, default="runs", help="Each run gets a new directory here.")
-    parser.add_argument(
-        "--run_name",
-        type=str | None,
-        default=None,
-        help="Names the run's directory <run_name>-<rung> (default: <date>_<time>-<rung>).",
-    )
-    parser.add_argument(
-        "--ckpt_path", type=str | None, default=None, help="Resume from this checkpoint ('last': the newest)."
-    )
-    parser.add_argument(
-        "--trust_checkpoint",
-        type=bool,
-        default=False,
-        help="Unpickle any object in --ckpt_path, which can run code: only for a file you trust.",
-    )
-    parser.add_argument(
-        "--test",
-        type=bool,
-        default=True,
-        help="After training, test the best checkpoint on the test split (false: train only, as a sweep's trials).",
-    )
-    parser.add_argument(
-        "--save_every_n_steps",
-        type=NonNegativeInt,
-        default=200,
-        help="The hand-written loops also write last.pt every N steps (0: at epoch ends only, as the Trainer).",
-    )
-    parser.add_argument(
-        "--dist_timeout",
-        type=PositiveInt,
-        default=600,
-        help="Under DDP, seconds a rank waits for the others in a collective before the run stops with an error.",
-    )
-
-
-def add_logger_arguments(parser: LightningArgumentParser) -> None:
-    """The experiment logger, and where a wandb run goes."""
-    parser.add_argument("--logger", type=LoggerName, default=DEFAULT_LOGGER, help="Experiment logger.")
-    parser.add_argument(
-        "--logger_group",
-        type=str | None,
-        default=None,
-        help="The wandb group of this run (default: a hash of the config, shared by the runs of one config).",
-    )
-    parser.add_argument("--logger_project", type=str, default=PROJECT, help="The wandb project of this run.")
-    parser.add_argument(
-        "--logger_entity",
-        type=str | None,
-        default=None,
-        help="The wandb team or user that owns the project (default: your wandb account's, or WANDB_ENTITY).",
-    )
+# The project's own options, beside the model's, the data's and the Trainer's: (name, type, default, help).
+# Where a run is kept, what it resumes, and how it runs: none of them changes its result.
+RUN_OPTIONS = [
+    ("run_root", str, "runs", "Each run gets a new directory here."),
+    ("run_name", str | None, None, "Names the run's directory <run_name>-<rung> (default: <date>_<time>-<rung>)."),
+    ("ckpt_path", str | None, None, "Resume from this checkpoint ('last': the newest), in its run's directory."),
+    (
+        "trust_checkpoint",
+        bool,
+        False,
+        "Unpickle any object in --ckpt_path, which can run code: only for a file you trust.",
+    ),
+    ("test", bool, True, "After training, test the best checkpoint on the test split (false: train only)."),
+    (
+        "save_every_n_steps",
+        NonNegativeInt,
+        200,
+        "The hand-written loops also write last.pt every N steps (0: at epoch ends only).",
+    ),
+    (
+        "dist_timeout",
+        PositiveInt,
+        600,
+        "Under DDP, seconds a rank waits for the others in a collective before it stops.",
+    ),
+]
+# The experiment logger, and where a wandb run goes.
+LOGGER_OPTIONS = [
+    ("logger", LoggerName, DEFAULT_LOGGER, "Experiment logger."),
+    (
+        "logger_group",
+        str | None,
+        None,
+        "The wandb group of this run (default: a hash of the config, shared by its runs).",
+    ),
+    ("logger_project", str, PROJECT, "The wandb project of this run."),
+    (
+        "logger_entity",
+        str | None,
+        None,
+        "The wandb team or user that owns the project (default: yours, or WANDB_ENTITY).",
+    ),
+]
