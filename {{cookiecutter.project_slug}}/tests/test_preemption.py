@@ -99,8 +99,9 @@ def test_sigterm_mid_epoch_stops_every_rung_alike_and_the_rerun_ends_bit_identic
     assert READERS["csv"](run_dir) == READERS["csv"](reference.run_dir)
 
 
-def test_slurms_signal_stops_the_run_as_sigterm_does(quick_args, where, datamodule, capsys):
-    _, line = stop_then_resume("manual", [*quick_args, *SHORT], signal.SIGUSR1, where, datamodule, capsys)
+@pytest.mark.parametrize("rung", ["manual", "fabric", "trainer"])
+def test_slurms_signal_stops_the_run_as_sigterm_does(rung, quick_args, where, datamodule, capsys):
+    _, line = stop_then_resume(rung, [*quick_args, *SHORT], signal.SIGUSR1, where, datamodule, capsys)
     assert line.startswith(f"stopped by SIGUSR1 at epoch {where[0]}, batch {where[1]}: ")
 
 
