@@ -9,16 +9,12 @@ itself is Lightning's Trainer.test, on one device.
 
 import lightning as L
 
-from {{ cookiecutter.package_name }}.checkpoints import load_weights
-from {{ cookiecutter.package_name }}.cli import CheckpointCLI
-from {{ cookiecutter.package_name }}.errors import CheckpointError, one_line_errors
+from {{ cookiecutter.package_name }}.errors import one_line_errors
+from {{ cookiecutter.package_name }}.inference import load_trained
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    cli = CheckpointCLI(args=args)
-    if not cli.config.ckpt_path:
-        raise CheckpointError("pass --ckpt_path, the checkpoint to evaluate")
-    load_weights(cli.model.net, cli.config.ckpt_path, cli.config.trust_checkpoint)
+    cli = load_trained(args)  # the run's config.yaml, the flags, then the checkpoint's weights
     quiet = {
         "logger": False,
         "enable_checkpointing": False,

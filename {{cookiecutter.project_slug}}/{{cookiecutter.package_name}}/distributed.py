@@ -27,7 +27,7 @@ def init_from_env(timeout_s: int = 600) -> torch.device:
     raises instead of waiting forever (``--dist_timeout``).
 
     Once the group exists, the DataModule's samplers shard by rank. A group
-    that exists already (Lightning made it, in ladder/compare.py under torchrun) is reused. The entry points
+    that exists already (Lightning made it, for a Trainer run earlier in this process) is reused. The entry points
     take it down with ``leave_process_group``.
     """
     env_from_slurm()

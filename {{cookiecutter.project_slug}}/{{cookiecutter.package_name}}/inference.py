@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for the annotations only: importing them needs torch
     import torch
     from torchvision.transforms import v2
 
+    from .cli import CheckpointCLI
     from .data import DataModule
     from .model import DeployedClassifier
 
@@ -41,18 +42,27 @@ def run_export(path: str) -> Run:
     return run
 
 
-def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple["DeployedClassifier", "DataModule"]:
-    """A checkpoint of any rung as it is deployed (``model.DeployedClassifier``, eval mode), and its DataModule.
-
-    The network is rebuilt from the config.yaml of the run that wrote the checkpoint, then ``options``
-    (--key=value, as the entries take them), then given the checkpoint's weights.
-    """
+def load_trained(args: list[str] | None) -> "CheckpointCLI":
+    """The trained model that ``args`` name with --ckpt_path, a checkpoint of any rung: parsed as the entries
+    parse (the config.yaml of the run that wrote it, then ``args``), its network given the checkpoint's
+    weights. ``cli.model`` is the LightningModule, ``cli.datamodule`` its data."""
     from .checkpoints import load_weights
     from .cli import CheckpointCLI
+    from .errors import CheckpointError
+
+    cli = CheckpointCLI(args=args)
+    if not cli.config.ckpt_path:
+        raise CheckpointError("pass --ckpt_path, the checkpoint of a trained model")
+    load_weights(cli.model.net, cli.config.ckpt_path, cli.config.trust_checkpoint)
+    return cli
+
+
+def from_checkpoint(ckpt_path: str, options: list[str]) -> tuple["DeployedClassifier", "DataModule"]:
+    """A checkpoint of any rung as it is deployed (``model.DeployedClassifier``, eval mode), and its DataModule;
+    ``options`` (--key=value, as the entries take them) go over the run's config.yaml."""
     from .model import DeployedClassifier
 
-    cli = CheckpointCLI(args=[*options, "--ckpt_path", ckpt_path])
-    load_weights(cli.model.net, ckpt_path, cli.config.trust_checkpoint)
+    cli = load_trained([*options, "--ckpt_path", ckpt_path])
     data = cli.datamodule
     return DeployedClassifier(cli.model.net, data.mean, data.std).eval(), data
 

@@ -192,7 +192,7 @@ class LoopOptions:
         return steps == self.max_steps
 
     def clip(self, parameters: Iterable[torch.nn.Parameter]) -> None:
-        """The Trainer's clipping with torch's own functions (looked up at each call, so a trace sees them)."""
+        """The Trainer's clipping with torch's own functions (looked up at each call, so a wrapper sees them)."""
         clip = torch.nn.utils.clip_grad_value_ if self.clip_algorithm == "value" else torch.nn.utils.clip_grad_norm_
         clip(parameters, self.clip_val)
 
