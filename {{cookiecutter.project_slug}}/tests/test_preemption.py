@@ -115,7 +115,8 @@ def test_the_rerun_continues_the_same_tracker_run(rung, quick_args, tmp_path, wh
     reference = RUNG_ENTRIES[rung].main([*args, "--run_root", str(tmp_path / "reference")])
     if DEFAULT_LOGGER == "wandb":  # one offline directory per process, both of the same wandb run
         runs = sorted(run_dir.glob("wandb/offline-run-*"))
-        assert len(runs) == 2 and len({path.name.rpartition("-")[2] for path in runs}) == 1, runs
+        ids = {next(path.glob("run-*.wandb")).stem for path in runs}  # run-<id>.wandb
+        assert len(runs) == 2 and len(ids) == 1, runs
         rows = [record.history for path in runs for record in wandb_records(next(path.glob("*.wandb")).read_bytes())]
         steps = [item.value_json for row in rows for item in row.item if item.key == "trainer/global_step"]
         assert steps == sorted(steps, key=int) and len(steps) == len(set(steps))  # neither repeated nor skipped

@@ -179,8 +179,8 @@ def build_logger(
 
 def resumed_wandb_run(run_dir: Path) -> dict[str, str]:
     """For a run directory that logged to wandb already (a resumed run's), that run's id: its rows go on there."""
-    latest = run_dir / "wandb" / "latest-run"  # wandb's link to the run's files, named <...>-<run id>
-    return {"id": latest.resolve().name.rpartition("-")[2], "resume": "allow"} if latest.exists() else {}
+    files = sorted((run_dir / "wandb" / "latest-run").glob("run-*.wandb"))  # wandb's run-<run id>.wandb
+    return {"id": files[0].stem.removeprefix("run-"), "resume": "allow"} if files else {}
 
 
 class AppendingCSVLogger(CSVLogger):
