@@ -91,6 +91,7 @@ def main(args: list[str] | None = None, loggers: Sequence[Logger] = ()) -> RunRe
         test = test_best(net, data, device, options, checkpoint, loggers, progress) if config.test else None
     finally:
         close_loggers(loggers)  # also when an error (or a sweep's pruner) stops the run: the logs are flushed
+        stop.restore()  # SIGTERM and SIGUSR1 do again what they did before the run
     fabric.print(f"outputs: {run_dir}")
     return RunResult(net, data, run_dir, test)
 

@@ -79,8 +79,10 @@ def stop_then_resume(rung: str, args: list[str], signum: signal.Signals, where, 
     assert stopped.value.code == STOPPED, line
     [run_dir] = Path(args[args.index("--run_root") + 1]).iterdir()
     assert position(run_dir / "checkpoints" / LAST[rung]) == where
+    handlers = [signal.getsignal(each) for each in SIGNALS]
     resumed = entry.main([*args, "--ckpt_path", "last"])
     assert resumed.run_dir == run_dir  # the same run, in the same directory
+    assert [signal.getsignal(each) for each in SIGNALS] == handlers  # a finished run gives the signals back
     return run_dir, line
 
 

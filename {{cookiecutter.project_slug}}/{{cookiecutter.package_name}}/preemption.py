@@ -24,12 +24,20 @@ class StopSignal:
     def __init__(self, device: torch.device | None = None) -> None:
         self.device = device or torch.device("cpu")  # where the ranks' flags meet (NCCL needs the GPU)
         self.received = 0  # the signal's number, 0 for none
+        self.previous: dict[int, object] = {}
 
     def install(self) -> "StopSignal":
-        """Catch the stop signals in this process (the main thread's handlers; a no-op elsewhere)."""
+        """Catch the stop signals in this process (the main thread's handlers), until ``restore``."""
         for signum in SIGNALS:
+            self.previous.setdefault(signum, signal.getsignal(signum))
             signal.signal(signum, self.catch)
         return self
+
+    def restore(self) -> None:
+        """The handlers from before ``install``: once the run is over, a signal does what it did before."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
     def catch(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum

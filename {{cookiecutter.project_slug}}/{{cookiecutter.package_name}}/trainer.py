@@ -93,7 +93,8 @@ class StopOnSignal(Callback):
 
     Lightning's own handler (``received_sigterm``) stops at a batch's end too, but saves nothing there and
     exits 0, which a scheduler reads as done; under DDP it runs a collective inside the signal handler. This
-    callback puts a ``StopSignal`` in its place once fit has started, and at the end of each batch that
+    callback puts a ``StopSignal`` in its place once fit has started (Lightning's teardown gives back the
+    handlers from before fit), and at the end of each batch that
     stepped asks it, on every rank at once: when a signal came, every rank saves last.ckpt with the batch's
     place in the epoch (the Trainer's own mid-epoch checkpoint) and stops.
     """
