@@ -105,8 +105,8 @@ def start_run(
     Rank 0 makes the directory, or takes the one of the checkpoint it resumes; under a process group the
     other ranks get it too. The loggers are the one --logger names, then ``loggers``, on rank 0 only; in a
     resumed run's directory they continue its tracker run (the same wandb run, the same TensorBoard and CSV
-    files). ``write_config=False`` leaves config.yaml to the
-    Trainer, which writes it once fit starts. ``rung`` names the directory, runs/<date>_<time>-<rung>.
+    files). ``write_config=False`` leaves config.yaml to the Trainer, which writes it once fit starts.
+    ``rung`` names the directory, runs/<date>_<time>-<rung>.
 
     Called once the model and the data exist, so an invalid config writes nothing, and once the process
     group is up (torchrun's or Fabric's): every rank then restarts its random state from the run's seed, as
