@@ -179,13 +179,13 @@ def test_slurms_warning_signal_saves_requeues_and_the_requeued_job_resumes_to_th
     command = ["bash", "scripts/slurm.sbatch", "tests/fake_data.py", *args]  # the manual loop: FAKE_DATA_ENTRY
 
     job_log = tmp_path / "job"
-    proc = start(command, {**env, "BATCH_DELAY": "0.05"}, job_log)
+    proc = start(command, {**env, "BATCH_DELAY": "0.5"}, job_log)  # still in its first epoch a second in
     try:
         deadline = time.monotonic() + 120
         while not list(run_root.glob("job-77-manual/config.yaml")):  # under way
             assert time.monotonic() < deadline and proc.poll() is None, read(job_log)[1][-4000:]
             time.sleep(0.2)
-        time.sleep(2)
+        time.sleep(1)
         [srun] = [pid for pid in process_tree(proc.pid) if b"srun" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         for task in process_tree(srun)[1:]:  # SLURM signals every task of the step, not the script
             os.kill(task, signal.SIGUSR1)

@@ -170,14 +170,16 @@ def rank_pid(root: int, rank: int, timeout: float = 120) -> int:
 def stop_ddp_run(command: list[str], run_root: Path, target: str) -> tuple[str, float]:
     """Start a 2-process run, slowed down so it is under way, and SIGTERM ``target`` ("rank 1" or "launcher")
     once training has begun; its stderr, and the seconds from the signal to the end of every process."""
-    proc = start(command, {**ddp_env(), "BATCH_DELAY": "0.05"}, run_root.parent / run_root.name)
+    # every batch loads half a second slower (fake_data.py's BATCH_DELAY): on the smallest fake data set too,
+    # the run is still in its first epoch a second after it has started
+    proc = start(command, {**ddp_env(), "BATCH_DELAY": "0.5"}, run_root.parent / run_root.name)
     try:
         victim = proc.pid if target == "launcher" else rank_pid(proc.pid, 1)
         deadline = time.monotonic() + 120
         while not list(run_root.glob("*/config.yaml")):  # the run has started; its first epoch is under way
             assert time.monotonic() < deadline and proc.poll() is None, read(run_root.parent / run_root.name)[1]
             time.sleep(0.2)
-        time.sleep(2)
+        time.sleep(1)
         signalled = time.monotonic()
         os.kill(victim, signal.SIGTERM)
         proc.wait(timeout=60)
