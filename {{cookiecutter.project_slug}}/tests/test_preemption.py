@@ -16,7 +16,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from {{ cookiecutter.package_name }}.checkpoints import network_weights, save_checkpoint
 from {{ cookiecutter.package_name }}.errors import STOPPED, one_line_errors
-from {{ cookiecutter.package_name }}.preemption import SIGNALS
+from {{ cookiecutter.package_name }}.preemption import SIGNALS, StopSignal
 from {{ cookiecutter.package_name }}.runs import DEFAULT_LOGGER
 
 from bounded import process_tree, read, run_bounded, signal_group, signal_tree, start
@@ -141,15 +141,15 @@ def test_a_stop_during_a_save_leaves_the_previous_checkpoint_readable(tmp_path, 
         save_checkpoint({"steps": 2}, path)
     assert torch.load(path, weights_only=True) == {"steps": 1}  # the temporary file took the damage
     monkeypatch.setattr(torch, "save", real_save)
-    with signal_after(0, signal.SIGTERM):  # a handler installed; a signal during a save only sets its flag
-        from {{ cookiecutter.package_name }}.preemption import StopSignal
-
-        stop = StopSignal().install()
+    stop = StopSignal().install()  # a signal during a save only sets its flag
+    try:
         monkeypatch.setattr(
             torch, "save", lambda state, file: (os.kill(os.getpid(), signal.SIGTERM), real_save(state, file))
         )
         save_checkpoint({"steps": 3}, path)
-        assert stop.received == signal.SIGTERM and torch.load(path, weights_only=True) == {"steps": 3}
+    finally:
+        stop.restore()
+    assert stop.received == signal.SIGTERM and torch.load(path, weights_only=True) == {"steps": 3}
 
 
 def rank_pid(root: int, rank: int, timeout: float = 120) -> int:
